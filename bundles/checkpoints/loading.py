@@ -1,0 +1,125 @@
+"""Read checkpoint files safely and load state dicts strictly.
+
+Official releases wrap their weights in training dumps (``{'model_state_dict': ...}``,
+``{'state_dict': ...}``), prefix every key with DDP's ``module.``, and sometimes pickle non-tensor
+objects. We only ever take tensors, and every load is strict: a missing, unexpected or mis-shaped key
+is a :class:`~bundles.errors.CheckpointError` that lists the keys before any inference runs.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from pathlib import Path
+
+import torch
+
+from bundles.errors import CheckpointError
+
+__all__ = ["CONTAINER_KEYS", "read_state_dict", "strip_prefix", "check_state_dict", "load_state_dict_strict"]
+
+#: Keys under which known training scripts store the weights (SAT, SAM-Med3D, MONAI, Lightning).
+CONTAINER_KEYS = ("model_state_dict", "state_dict", "model", "network", "net")
+
+
+def _only_tensors(obj: object) -> dict[str, torch.Tensor] | None:
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return {str(k): v for k, v in obj.items()}
+    return None
+
+
+def read_state_dict(path: str | PathLike, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file and return its state dict (tensors only, on the CPU).
+
+    The file is read with ``torch.load(weights_only=True)``. Training dumps that pickle other objects
+    (argparse namespaces, numpy scalars) are refused unless ``allow_pickle`` is set; then they are read
+    with ``weights_only=False`` and only the tensors are kept. Known containers (:data:`CONTAINER_KEYS`)
+    are unwrapped; prefixes are left as they are (see :func:`strip_prefix`).
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, or holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found; put the weights there or point the config to them")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not allow_pickle:
+            raise CheckpointError(
+                f"{path}: the checkpoint pickles non-tensor objects and was refused for safety; if you trust "
+                "the file, convert it with the tools converter, which reads it with allow_pickle=True"
+            ) from e
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:  # noqa: BLE001 - any failure here means the file is unusable
+            raise CheckpointError(f"{path}: cannot read checkpoint ({e2})") from e2
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/EOFError/... for bad files
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+
+    state = _only_tensors(obj)
+    if state is None and isinstance(obj, Mapping):
+        for key in CONTAINER_KEYS:
+            if key in obj:
+                state = _only_tensors(obj[key])
+                if state is not None:
+                    break
+    if state is None:
+        found = list(obj.keys())[:10] if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(
+            f"{path}: no state dict found (looked for a mapping of tensors, or one under {CONTAINER_KEYS}); "
+            f"the file holds {found}"
+        )
+    return state
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """Remove ``prefix`` from every key that has it (DDP's ``module.`` by default)."""
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
+
+
+def _format_keys(keys: Iterable[str], limit: int = 12) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def check_state_dict(
+    expected: Mapping[str, torch.Tensor | torch.Size | tuple[int, ...]],
+    state: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has exactly the keys and shapes of ``expected``.
+
+    ``expected`` maps key -> tensor or shape (e.g. ``module.state_dict()``). The message lists missing,
+    unexpected and mis-shaped keys, so a different depth or class count is named before inference.
+    """
+    missing = set(expected) - set(state)
+    unexpected = set(state) - set(expected)
+    shape_of = lambda v: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v)  # noqa: E731
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs network {shape_of(expected[k])}"
+        for k in sorted(set(expected) & set(state))
+        if tuple(state[k].shape) != shape_of(expected[k])
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys: {_format_keys(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys: {_format_keys(unexpected)}")
+    if mismatched:
+        parts.append(f"{len(mismatched)} shape mismatches: " + "; ".join(mismatched[:8]))
+    raise CheckpointError(
+        f"{source}: checkpoint does not fit the network ({' | '.join(parts)}). Is it the right model size/"
+        "release, and was it converted with the tools converter?"
+    )
+
+
+def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """Load ``state`` into ``module`` after :func:`check_state_dict`; nothing is loaded on a mismatch."""
+    check_state_dict(module.state_dict(), state, source=source)
+    module.load_state_dict(state, strict=True)
