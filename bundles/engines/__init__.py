@@ -1,0 +1,1 @@
+"""Engines: the loops that drive inference over cases, evaluation, and training."""

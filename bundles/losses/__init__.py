@@ -1,0 +1,1 @@
+"""Losses: segmentation (Dice + BCE with query masks and deep supervision) and contrastive text losses."""

@@ -1,0 +1,1 @@
+"""Transforms: modality-specific intensity normalisation and input sanity checks."""

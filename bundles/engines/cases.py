@@ -1,0 +1,115 @@
+"""Turning a bundle's ``input_dict`` into a list of cases.
+
+Accepted forms (``--input_dict`` on the command line):
+
+- one image: ``{'image': 'ct.nii.gz', 'prompts': ['liver'], 'modality': 'ct'}`` (a DICOM series folder too);
+- several images sharing prompts and modality: ``{'image': ['a.nii.gz', 'b.nii.gz'], ...}``;
+- a case list: ``{'cases': 'cases.jsonl'}`` (or ``.json`` holding a list); each case may set its own
+  ``image``, ``prompts``, ``modality``, ``id``, and for evaluation ``mask`` + ``legend``
+  (label value -> term), ``dataset``; missing fields fall back to the top-level ones.
+
+Relative paths inside a case file are relative to that file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bundles.errors import BundleInputError, ConfigurationError
+
+__all__ = ["Case", "parse_cases", "case_id_from_path"]
+
+_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
+
+
+@dataclass
+class Case:
+    """One image to segment, with its prompts and (for evaluation) its reference mask."""
+
+    id: str
+    image: Path
+    prompts: list[str]
+    modality: str
+    mask: Path | None = None
+    legend: dict[int, str] = field(default_factory=dict)
+    dataset: str = ""
+
+
+def case_id_from_path(path: Path) -> str:
+    """File name without its image suffix (``ct.nii.gz`` -> ``ct``), or the folder name of a DICOM series."""
+    name = path.name
+    for suffix in _SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "case"
+
+
+def _read_case_file(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise BundleInputError(path, "case list not found")
+    try:
+        text = path.read_text()
+        if path.suffix == ".jsonl":
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            items = json.loads(text)
+    except (OSError, json.JSONDecodeError) as e:
+        raise BundleInputError(path, f"case list is not valid JSON/JSONL ({e})") from e
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise BundleInputError(path, "case list must be a JSON list of objects or one JSON object per line")
+    base = path.parent
+    for item in items:
+        for key in ("image", "mask"):
+            if key in item and not Path(item[key]).is_absolute():
+                item[key] = str(base / item[key])
+    return [dict(i) for i in items]
+
+
+def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
+    """Expand ``input_dict`` (see module docstring) into cases with unique ids.
+
+    Raises:
+        ConfigurationError: no image given, or a case without prompts or modality.
+        BundleInputError: unreadable case list.
+    """
+    if not isinstance(input_dict, Mapping):
+        raise ConfigurationError(f"input_dict must be a dict such as {{'image': 'ct.nii.gz', ...}}, got {input_dict!r}")
+    defaults = {k: v for k, v in input_dict.items() if k not in ("cases", "image")}
+    if "cases" in input_dict:
+        raw = _read_case_file(Path(input_dict["cases"]))
+    elif "image" in input_dict:
+        images = input_dict["image"]
+        raw = [{"image": p} for p in (images if isinstance(images, (list, tuple)) else [images])]
+    else:
+        raise ConfigurationError("input_dict needs 'image' (a file, DICOM folder or list of them) or 'cases' (a .jsonl)")
+
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for item in raw:
+        merged = {**defaults, **item}
+        if "image" not in merged:
+            raise ConfigurationError(f"case {item} has no 'image'")
+        image = Path(merged["image"])
+        prompts = merged.get("prompts", merged.get("label"))
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not prompts:
+            raise ConfigurationError(f"{image}: no prompts given; pass e.g. 'prompts': ['liver', 'spleen']")
+        if "modality" not in merged:
+            raise ConfigurationError(f"{image}: no modality given; pass 'modality': 'ct', 'mri' or 'pet'")
+        case_id = str(merged.get("id") or case_id_from_path(image))
+        seen[case_id] = seen.get(case_id, 0) + 1
+        if seen[case_id] > 1:
+            case_id = f"{case_id}_{seen[case_id]}"
+        legend = {int(k): str(v) for k, v in (merged.get("legend") or {}).items()}
+        mask = Path(merged["mask"]) if merged.get("mask") else None
+        cases.append(
+            Case(case_id, image, list(prompts), str(merged["modality"]), mask, legend, str(merged.get("dataset", "")))
+        )
+    return cases

@@ -1,0 +1,69 @@
+"""The training step of text-prompted segmentation: text queries + image crops -> deep-supervised loss."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from bundles.data.text_prompted_crops import TextPromptedCropSampler, collate_text_prompted
+from bundles.losses.dice_bce import DeepSupervisedDiceBCE
+
+__all__ = ["CropBatches", "TextPromptedTrainingModule"]
+
+
+class CropBatches:
+    """Endless batches of ``batch_size`` collated samples from a :class:`TextPromptedCropSampler`.
+
+    Its random state is part of the training checkpoint, so a resumed run continues the same sample stream.
+    """
+
+    def __init__(self, sampler: TextPromptedCropSampler, batch_size: int = 1):
+        self.sampler = sampler
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return collate_text_prompted([next(self.sampler) for _ in range(self.batch_size)])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.sampler.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.rng.bit_generator.state = state["rng"]
+
+
+class TextPromptedTrainingModule(torch.nn.Module):
+    """Wraps the segmentation network and the text encoder; ``forward(batch)`` returns the loss.
+
+    Each distinct (modality, term) of the batch is encoded once; queries are gathered to ``(B, Q, D)``.
+
+    Args:
+        network: SAT-contract network (deep-supervision list in training mode, or one logit map).
+        text_encoder: ``text_encoder(terms, modality) -> (N, D)``.
+        loss: loss over (outputs, target, query_mask); default SAT's deep-supervised Dice + BCE.
+    """
+
+    def __init__(self, network: torch.nn.Module, text_encoder: torch.nn.Module, loss: torch.nn.Module | None = None):
+        super().__init__()
+        self.network = network
+        self.text_encoder = text_encoder
+        self.loss = loss if loss is not None else DeepSupervisedDiceBCE()
+
+    def queries(self, terms: list[list[str]], modalities: list[str]) -> torch.Tensor:
+        """``(B, Q, D)`` query embeddings for per-sample term lists of equal length ``Q``."""
+        rows: dict[tuple[str, str], torch.Tensor] = {}
+        for modality in sorted(set(modalities)):
+            unique = sorted({t for ts, m in zip(terms, modalities) if m == modality for t in ts})
+            embedded = self.text_encoder(unique, modality)
+            rows.update({(modality, t): embedded[i] for i, t in enumerate(unique)})
+        return torch.stack([torch.stack([rows[(m, t)] for t in ts]) for ts, m in zip(terms, modalities)])
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        device = next(self.network.parameters()).device
+        queries = self.queries(batch["terms"], batch["modality"]).to(device)
+        outputs = self.network(batch["image"].to(device), queries)
+        return self.loss(outputs, batch["target"].to(device), batch["query_mask"].to(device))
