@@ -1,0 +1,114 @@
+"""``read_image``: one entry point for NIfTI, NRRD/MHA/MHD and DICOM-series inputs, validated."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.data import ITKReader, MetaTensor, NibabelReader
+
+from bundles.errors import BundleInputError
+from bundles.io.dicom_folder import scan_series
+from bundles.io.grid import ImageGrid
+from bundles.io.validation import check_exists, check_spacing, check_voxels, squeeze_to_3d
+
+__all__ = ["read_image", "NIFTI_SUFFIXES", "ITK_SUFFIXES"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+_GEOMETRY_ATOL_MM = 1e-3
+"""Agreement required between the ITK/GDCM series geometry and the one implied by the slice headers."""
+
+
+def _spatial_affine(affine: np.ndarray) -> np.ndarray:
+    """The 4x4 spatial part of a (d+1)x(d+1) affine (ITK gives 5x5 for 4D images)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape == (4, 4):
+        return affine.copy()
+    out = np.eye(4)
+    out[:3, :3] = affine[:3, :3]
+    out[:3, 3] = affine[:3, -1]
+    return out
+
+
+def _read_with(reader: NibabelReader | ITKReader, path: Path, kind: str) -> tuple[np.ndarray, np.ndarray, object]:
+    try:
+        obj = reader.read(str(path))
+        array, meta = reader.get_data(obj)
+    except Exception as exc:  # any failure of the third-party reader is a bad file for the user
+        raise BundleInputError(
+            path, f"cannot be read as {kind} ({type(exc).__name__}: {exc}); the file is truncated, corrupt or not {kind}"
+        ) from exc
+    return np.asarray(array), _spatial_affine(meta["affine"]), obj
+
+
+def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header]:
+    array, affine, image = _read_with(NibabelReader(), path, "NIfTI")
+    header = image.header
+    if not isinstance(header, nib.Nifti1Header):
+        raise BundleInputError(path, f"is a {type(header).__name__} file; only NIfTI-1 is supported (convert it with nibabel)")
+    return array, affine, header.copy()
+
+
+def _read_dicom_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    headers = scan_series(folder)
+    array, affine, _ = _read_with(ITKReader(), folder, "a DICOM series")
+    if array.ndim != 3 or array.shape[2] != len(headers.files) or not np.allclose(
+        affine, headers.affine, atol=_GEOMETRY_ATOL_MM
+    ):
+        raise BundleInputError(
+            folder,
+            f"the series reader built shape {array.shape} / affine {np.round(affine, 4).tolist()} but the"
+            f" {len(headers.files)} slice headers imply {np.round(headers.affine, 4).tolist()}; the series is inconsistent",
+        )
+    return array, affine, tuple(str(f) for f in headers.files)
+
+
+def read_image(path: str | PathLike, *, frame: int | None = None) -> tuple[MetaTensor, ImageGrid]:
+    """Read and validate a 3D image.
+
+    Formats: ``.nii``/``.nii.gz`` (MONAI ``NibabelReader``; the header is kept in the grid so outputs reuse
+    it), ``.nrrd``/``.nhdr``/``.mha``/``.mhd`` (MONAI ``ITKReader``), and a folder holding one DICOM series
+    (MONAI ``ITKReader``/GDCM; slices ordered by position along the slice normal, cross-checked against the
+    headers; ``ImageGrid.dicom_files`` lists them in volume order). ``(X, Y, Z, 1)`` and ``(X, Y, Z, 1, 1)`` are
+    3D; ``(X, Y, Z, T)`` needs ``frame``.
+
+    Args:
+        path: image file or DICOM folder.
+        frame: 0-based volume of a 4D image.
+
+    Returns:
+        ``(image, grid)``: ``image`` is a float32 :class:`MetaTensor` of shape ``(1, X, Y, Z)`` over the file's
+        voxel axes, whose ``.affine`` (float64) is ``grid.affine`` (voxel index -> RAS mm). DICOM CT values are
+        HU (rescale slope/intercept applied); NIfTI scaling (``scl_slope``/``scl_inter``) is applied.
+
+    Raises:
+        BundleInputError: missing path, unsupported or unreadable file, bad DICOM folder, wrong number of
+            dimensions, missing/invalid ``frame``, implausible spacing, empty, non-finite or constant voxels.
+    """
+    path = check_exists(path)
+    header: nib.Nifti1Header | None = None
+    files: tuple[str, ...] = ()
+    name = path.name.lower()
+    if path.is_dir():
+        array, affine, files = _read_dicom_folder(path)
+    elif name.endswith(NIFTI_SUFFIXES):
+        array, affine, header = _read_nifti(path)
+    elif name.endswith(ITK_SUFFIXES):
+        array, affine, _ = _read_with(ITKReader(), path, "an ITK image (NRRD/MHA/MHD)")
+    else:
+        hint = " (for DICOM pass the folder that holds the series)" if name.endswith((".dcm", ".ima")) else ""
+        raise BundleInputError(
+            path, f"unsupported file type{hint}; use {', '.join(NIFTI_SUFFIXES + ITK_SUFFIXES)} or a DICOM series folder"
+        )
+    volume = squeeze_to_3d(array, path, frame)
+    check_spacing(affine, path)
+    check_voxels(volume, path)
+    grid = ImageGrid(volume.shape, affine, str(path), nifti_header=header, dicom_files=files)
+    data = torch.from_numpy(np.array(volume, dtype=np.float32, order="C"))[None]
+    image = MetaTensor(data, affine=torch.tensor(grid.affine), meta={"filename_or_obj": str(path)})
+    return image, grid

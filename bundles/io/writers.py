@@ -1,0 +1,154 @@
+"""``write_segmentation``: multi-label NIfTI, one NIfTI per class, a JSON legend and optional DICOM-SEG."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from bundles.errors import ConfigurationError
+from bundles.io.atomic import atomic_write, atomic_write_json
+from bundles.io.dicom_seg import build_dicom_seg
+from bundles.io.grid import ImageGrid
+
+__all__ = ["OVERLAP_RULE", "safe_name", "label_map", "label_image", "write_segmentation"]
+
+OVERLAP_RULE = (
+    "a voxel covered by several masks takes the label of the smallest mask (fewest voxels; ties go to the"
+    " earlier name), so small structures inside large ones survive; the per-class files in masks/ keep every"
+    " mask whole"
+)
+
+_NIFTI_INTENT_LABEL = 1002
+"""NIFTI_INTENT_LABEL from the NIfTI-1 standard (nifti1.h): voxel values are label indices."""
+
+
+def safe_name(name: str) -> str:
+    """File-name stem for a class name: lower case, runs of characters other than ``a-z0-9._-`` -> ``_``."""
+    stem = re.sub(r"[^a-z0-9._-]+", "_", name.strip().lower()).strip("._")
+    return stem or "class"
+
+
+def label_map(masks: np.ndarray) -> np.ndarray:
+    """Multi-label volume of bool ``masks`` ``(Q, X, Y, Z)``: values ``1..Q`` (0 = background).
+
+    Overlap rule (:data:`OVERLAP_RULE`): where masks overlap, the smallest mask wins; ties go to the lower
+    index. dtype uint8 for ``Q <= 255``, else uint16.
+    """
+    counts = masks.reshape(masks.shape[0], -1).sum(axis=1)
+    order = sorted(range(masks.shape[0]), key=lambda q: (int(counts[q]), q), reverse=True)
+    labels = np.zeros(masks.shape[1:], dtype=np.uint8 if masks.shape[0] <= 255 else np.uint16)
+    for q in order:
+        labels[masks[q]] = q + 1
+    return labels
+
+
+def label_image(data: np.ndarray, grid: ImageGrid) -> nib.Nifti1Image:
+    """A NIfTI image of integer ``data`` ``(X, Y, Z)`` on ``grid``.
+
+    With a NIfTI input the input's own header is copied: sform, qform and pixdims stay bit-exact; data type,
+    scaling (slope 1, intercept 0), intent (label), display range and extensions are reset for labels.
+    Otherwise sform and qform are set from ``grid.affine`` (code 1, scanner).
+    """
+    if grid.nifti_header is None:
+        image = nib.Nifti1Image(data, grid.affine)
+        image.set_sform(grid.affine, code=1)
+        image.set_qform(grid.affine, code=1)
+    else:
+        header = grid.nifti_header.copy()
+        header.extensions.clear()
+        image = nib.Nifti1Image(data, None, header=header)
+        image.header.set_intent(_NIFTI_INTENT_LABEL)
+    image.header.set_data_dtype(data.dtype)
+    image.header["cal_min"], image.header["cal_max"] = 0, float(data.max())
+    return image
+
+
+def _check_arguments(masks: np.ndarray, names: Sequence[str], grid: ImageGrid, dicom_seg: bool | None) -> np.ndarray:
+    masks = np.asarray(masks)
+    if masks.ndim != 4 or tuple(masks.shape[1:]) != grid.shape:
+        raise ValueError(f"masks must have shape (Q, {', '.join(map(str, grid.shape))}) to match the grid of {grid.source}; got {masks.shape}")
+    if masks.dtype != bool:
+        if not np.isin(masks, (0, 1)).all():
+            raise ValueError(f"masks must be boolean (or 0/1); got dtype {masks.dtype} with other values")
+        masks = masks.astype(bool)
+    if len(names) != masks.shape[0] or masks.shape[0] == 0:
+        raise ValueError(f"{masks.shape[0]} masks but {len(names)} names; give one name per mask (at least one)")
+    if masks.shape[0] > 65535:
+        raise ValueError(f"{masks.shape[0]} classes do not fit a uint16 label map")
+    stems = [safe_name(n) for n in names]
+    if len(set(stems)) != len(stems) or any(not str(n).strip() for n in names):
+        raise ValueError(f"class names must be non-empty and distinct as file names; got {list(names)} -> {stems}")
+    if dicom_seg and not grid.dicom_files:
+        raise ConfigurationError(f"{grid.source}: DICOM-SEG output was requested but the input is not a DICOM series")
+    return masks
+
+
+def write_segmentation(
+    masks: np.ndarray,
+    names: Sequence[str],
+    grid: ImageGrid,
+    output_dir: str | PathLike,
+    *,
+    dicom_seg: bool | None = None,
+) -> dict[str, Path]:
+    """Write the masks of one case into ``output_dir``.
+
+    Files:
+        ``seg.nii.gz``: multi-label map, values ``1..Q`` in the order of ``names`` (uint8, uint16 above 255
+        classes). Overlap rule: a voxel covered by several masks takes the label of the SMALLEST mask
+        (fewest voxels), so a small structure inside a big one survives.
+        ``masks/<safe_name>.nii.gz``: one uint8 0/1 file per name (see :func:`safe_name`), overlaps kept.
+        ``legend.json``: ``{"labels": {"1": name, ...}, "files": {name: "masks/..."}, "seg": "seg.nii.gz",
+        "overlap_rule": ..., "source": grid.source, "voxels": {name: count}}`` plus ``"dicom_seg"`` if written.
+        ``seg.dcm``: BINARY DICOM-SEG, when ``dicom_seg`` is True, or None and the input was a DICOM series.
+
+    NIfTI outputs reuse the input's NIfTI header when there is one (see :func:`label_image`). Every file is
+    written atomically, the legend last; arguments are checked (and the DICOM-SEG built) before anything is
+    written.
+
+    Args:
+        masks: bool ``(Q, X, Y, Z)`` on ``grid``.
+        names: ``Q`` class names.
+        grid: the input image's grid.
+        output_dir: created if missing.
+        dicom_seg: force (True) or skip (False) the DICOM-SEG; None writes it for DICOM inputs.
+
+    Returns:
+        Paths by key: ``"seg"``, ``"legend"``, ``"dicom_seg"`` (if written) and ``"mask:<name>"`` per class.
+
+    Raises:
+        ValueError: masks/grid shape mismatch, non-binary masks, wrong number of names, duplicate names.
+        ConfigurationError: ``dicom_seg=True`` for an input that is not a DICOM series.
+    """
+    masks = _check_arguments(masks, names, grid, dicom_seg)
+    names = [str(n) for n in names]
+    write_seg_dcm = bool(grid.dicom_files) if dicom_seg is None else dicom_seg
+    seg_dataset = build_dicom_seg(masks, names, grid) if write_seg_dcm else None
+    output_dir = Path(output_dir)
+    paths: dict[str, Path] = {}
+    files: dict[str, str] = {}
+    for name, mask in zip(names, masks):
+        relative = f"masks/{safe_name(name)}.nii.gz"
+        image = label_image(mask.astype(np.uint8), grid)
+        paths[f"mask:{name}"] = atomic_write(output_dir / relative, lambda tmp, img=image: nib.save(img, tmp))
+        files[name] = relative
+    seg_image = label_image(label_map(masks), grid)
+    paths["seg"] = atomic_write(output_dir / "seg.nii.gz", lambda tmp: nib.save(seg_image, tmp))
+    legend = {
+        "labels": {str(q + 1): name for q, name in enumerate(names)},
+        "files": files,
+        "seg": "seg.nii.gz",
+        "overlap_rule": OVERLAP_RULE,
+        "source": grid.source,
+        "voxels": {name: int(m.sum()) for name, m in zip(names, masks)},
+    }
+    if seg_dataset is not None:
+        paths["dicom_seg"] = atomic_write(output_dir / "seg.dcm", lambda tmp: seg_dataset.save_as(tmp))
+        legend["dicom_seg"] = "seg.dcm"
+    paths["legend"] = atomic_write_json(output_dir / "legend.json", legend)
+    return paths
