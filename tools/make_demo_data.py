@@ -72,11 +72,8 @@ def phantoms(output_dir: str | PathLike, n: int = 4, seed: int = 0, dicom: bool 
     for k in range(n):
         phantom = make_ct_phantom(seed + k)
         case_dir = output / f"phantom_{k:03d}"
-        entries.append(
-            _write_case(
-                case_dir, phantom.image, phantom.labels, phantom.affine, phantom.legend, modality="ct", dataset="phantom"
-            )
-        )
+        arrays = (phantom.image, phantom.labels, phantom.affine, phantom.legend)
+        entries.append(_write_case(case_dir, *arrays, modality="ct", dataset="phantom"))
         if dicom:
             write_dicom_series(
                 phantom.image,
