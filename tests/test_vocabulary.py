@@ -1,0 +1,116 @@
+"""SAT vocabulary: normalisation, strict matching with suggestions, glued terms, modalities, regions."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from bundles.errors import ConfigurationError, PromptError
+from bundles.prompts.vocabulary import (
+    LESION_REGION,
+    MODALITIES,
+    SATVocabulary,
+    load_sat_vocabulary,
+    normalize_modality,
+)
+
+
+@pytest.fixture(scope="module")
+def vocab() -> SATVocabulary:
+    return load_sat_vocabulary()
+
+
+def test_packaged_vocabulary_counts(vocab):
+    assert len(vocab) == 498
+    assert [len(vocab.terms(m)) for m in ("ct", "mri", "pet", "us")] == [306, 189, 3, 0]
+    assert MODALITIES == {"ct": 0, "mri": 1, "us": 2, "pet": 3}
+
+
+def test_case_and_space_normalisation(vocab):
+    assert vocab.match(["Liver", "  LEFT   kidney ", "Right\tLung  Upper lobe"], " CT ") == [
+        "liver",
+        "left kidney",
+        "right lung upper lobe",
+    ]
+
+
+@pytest.mark.parametrize("given,expected", [("ct", "ct"), (" MRI", "mri"), ("Mr", "mri"), ("PET ", "pet"), ("us", "us")])
+def test_accepted_modalities(given, expected):
+    assert normalize_modality(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["ct scan", "t1 mri", "mri-t2", "ultrasound", "", "c t"])
+def test_unknown_modality_lists_accepted_values(bad):
+    with pytest.raises(PromptError, match="accepted values are ct, mr, mri, pet, us"):
+        normalize_modality(bad)
+
+
+def test_unknown_term_names_modality_and_suggests(vocab):
+    with pytest.raises(PromptError) as info:
+        vocab.match(["liver", "left kidny"], "ct")
+    message = str(info.value)
+    assert "'left kidny'" in message and "for ct" in message
+    assert "did you mean" in message and "'left kidney'" in message
+    suggestions = message.split("did you mean:")[1]
+    assert suggestions.count("'") // 2 <= 5
+
+
+def test_term_of_another_modality_says_so(vocab):
+    with pytest.raises(PromptError, match=r"'brain tumor'.*exists only for mri"):
+        vocab.match(["brain tumor"], "ct")
+    assert vocab.match(["brain tumor"], "mr") == ["brain tumor"]
+
+
+@pytest.mark.parametrize(
+    "glued,parts",
+    [("liver spleen", ("'liver'", "'spleen'")), ("liverspleen", ("'liver'", "'spleen'")), ("liver" "spleen" "pancreas", ("'pancreas'",))],
+)
+def test_glued_terms_are_refused(vocab, glued, parts):
+    with pytest.raises(PromptError, match="glued together") as info:
+        vocab.match([glued], "ct")
+    assert all(p in str(info.value) for p in parts)
+
+
+def test_duplicates_removed_with_warning(vocab, caplog):
+    with caplog.at_level(logging.WARNING, logger="bundles.prompts.vocabulary"):
+        assert vocab.match(["liver", "spleen", " Liver"], "ct") == ["liver", "spleen"]
+    assert "more than once" in caplog.text and "'liver'" in caplog.text
+
+
+@pytest.mark.parametrize("terms", [[], "liver", ["liver", "  "], ["liver", None]])
+def test_empty_or_malformed_prompt_lists(vocab, terms):
+    with pytest.raises(PromptError):
+        vocab.match(terms, "ct")
+
+
+def test_free_text_passes_with_warning(vocab, caplog):
+    with caplog.at_level(logging.WARNING, logger="bundles.prompts.vocabulary"):
+        assert vocab.match(["Hepatic Flexure", "liver"], "ct", allow_free_text=True) == ["hepatic flexure", "liver"]
+    assert "free text" in caplog.text
+
+
+def test_ultrasound_has_no_vocabulary(vocab):
+    with pytest.raises(PromptError, match="no terms at all"):
+        vocab.match(["liver"], "us")
+
+
+def test_region_of(vocab):
+    assert vocab.region_of("Liver", "ct") == "abdomen"
+    assert vocab.region_of("left putamen", "mr") == "brain"
+    # lesions are reported as such, whatever their anatomical group
+    assert vocab.region_of("liver tumor", "ct") == LESION_REGION
+    assert vocab.region_of("brain tumor", "mri") == LESION_REGION
+    with pytest.raises(PromptError, match="exists only for ct"):
+        vocab.region_of("liver", "pet")
+
+
+def test_malformed_vocabulary_file(tmp_path):
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps({"all": ["ct_liver", "xray_hand"], "region_based": {}, "abnormal": []}))
+    with pytest.raises(ConfigurationError, match="xray_hand"):
+        SATVocabulary.from_file(path)
+    path.write_text(json.dumps({"all": ["ct_liver"]}))
+    with pytest.raises(ConfigurationError, match="region_based"):
+        SATVocabulary.from_file(path)
