@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 import bundles
-from bundles.errors import BundleInputError, PromptError
+from bundles.errors import BundleInputError
 from bundles.io.grid import ImageGrid
-from bundles.io.readers import read_image
-from bundles.io.resample import resample_to_grid
+from bundles.io.reference_masks import load_reference_masks
+from bundles.prompts.vocabulary import load_sat_vocabulary
 
 __all__ = ["ExampleCase", "EXAMPLES", "examples_dir", "reference_masks"]
 
@@ -80,6 +80,16 @@ class ExampleCase:
         """TotalSegmentator class name -> SAT vocabulary term (``totalsegmentator_to_sat.json``)."""
         return dict(_load_json(examples_dir() / "totalsegmentator_to_sat.json")["map"])
 
+    @property
+    def prompt_terms(self) -> dict[str, str]:
+        """The part of :attr:`sat_terms` that SAT can prompt for this case's modality.
+
+        The shared map is modality-agnostic; some ``total_mr`` classes (e.g. colon, small bowel) map to terms
+        that SAT's vocabulary has for CT only, and are left out here.
+        """
+        known = set(load_sat_vocabulary().terms(self.modality))
+        return {name: term for name, term in self.sat_terms.items() if term in known}
+
 
 @cache
 def _load_json(path: Path) -> dict:
@@ -102,26 +112,18 @@ EXAMPLES: dict[str, ExampleCase] = {
 def reference_masks(case: ExampleCase | str, terms: Sequence[str], grid: ImageGrid) -> np.ndarray:
     """Reference masks of SAT ``terms`` for ``case``, resampled onto ``grid`` through world coordinates.
 
-    A term covers every TotalSegmentator class mapped to it. The label map is read in its own grid (patient
-    B's is stored LAS while the series is LPS) and moved with nearest-neighbour :func:`resample_to_grid`.
+    A term covers every TotalSegmentator class mapped to it. The label map keeps its own grid (patient B's
+    is stored LAS while the series is LPS) and is moved by :func:`bundles.io.reference_masks.load_reference_masks`
+    (nearest neighbour, via the affines).
 
     Returns:
         bool array ``(len(terms), *grid.shape)``.
 
     Raises:
         KeyError: unknown case key.
-        PromptError: a term has no reference label in this case (the available terms are listed).
+        BundleInputError: a term has no reference label in this case (the available terms are listed).
     """
     case = EXAMPLES[case] if isinstance(case, str) else case
-    term_of_label = {
-        label: case.sat_terms[name] for label, name in case.label_names.items() if name in case.sat_terms
-    }
-    wanted = [[label for label, term in term_of_label.items() if term == t] for t in terms]
-    missing = [t for t, labels in zip(terms, wanted) if not labels]
-    if missing:
-        raise PromptError(
-            f"{case.reference}: no reference label for {missing}; available terms: {sorted(set(term_of_label.values()))}"
-        )
-    labels, ref_grid = read_image(case.reference)
-    stack = np.stack([np.isin(labels[0].numpy(), ids) for ids in wanted]).astype(np.float32)
-    return resample_to_grid(stack, ref_grid.affine, grid, mode="nearest").numpy() > 0.5
+    sat_terms = case.sat_terms
+    legend = {label: sat_terms[name] for label, name in case.label_names.items() if name in sat_terms}
+    return load_reference_masks(case.reference, legend, terms, grid)

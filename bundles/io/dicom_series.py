@@ -87,7 +87,7 @@ def write_dicom_series(
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop_uid
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
         ds.Modality, ds.Manufacturer = "CT", "medseg-bundles"
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient_id, patient_id, "", "O"
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = f"{patient_id}^", patient_id, "", "O"
         ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "20000101", "000000", "1", "", ""
         ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = 1, k + 1, series_description
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]

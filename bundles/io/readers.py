@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 
@@ -35,28 +37,50 @@ def _spatial_affine(affine: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_with(reader: NibabelReader | ITKReader, path: Path, kind: str) -> tuple[np.ndarray, np.ndarray, object]:
+@contextmanager
+def _reader_errors(path: Path, kind: str) -> Iterator[None]:
+    """Re-raise any failure of a third-party reader as a BundleInputError naming ``path``."""
     try:
-        obj = reader.read(str(path))
-        array, meta = reader.get_data(obj)
-    except Exception as exc:  # any failure of the third-party reader is a bad file for the user
+        yield
+    except BundleInputError:
+        raise
+    except Exception as exc:  # nibabel/ITK/gzip raise many types for a bad file
         raise BundleInputError(
             path, f"cannot be read as {kind} ({type(exc).__name__}: {exc}); the file is truncated, corrupt or not {kind}"
         ) from exc
-    return np.asarray(array), _spatial_affine(meta["affine"]), obj
+
+
+def _read_with(reader: NibabelReader | ITKReader, path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    with _reader_errors(path, kind):
+        array, meta = reader.get_data(reader.read(str(path)))
+    return np.asarray(array), _spatial_affine(meta["affine"])
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header]:
-    array, affine, image = _read_with(NibabelReader(), path, "NIfTI")
-    header = image.header
-    if not isinstance(header, nib.Nifti1Header):
-        raise BundleInputError(path, f"is a {type(header).__name__} file; only NIfTI-1 is supported (convert it with nibabel)")
-    return array, affine, header.copy()
+    """Read a NIfTI file; the header is taken from nibabel before MONAI's reader touches it.
+
+    MONAI's ``NibabelReader`` "corrects" headers whose pixdims disagree with the sform/qform (and rewrites
+    pixdim[4] of 4D files); a geometry change is refused here rather than silently applied.
+    """
+    with _reader_errors(path, "NIfTI"):
+        original = nib.load(path)
+    if not isinstance(original.header, nib.Nifti1Header):
+        raise BundleInputError(path, f"is a {type(original.header).__name__} file; only NIfTI is supported (convert it with nibabel)")
+    header, affine = original.header.copy(), np.asarray(original.affine, dtype=np.float64)
+    check_spacing(affine, path)
+    array, reader_affine = _read_with(NibabelReader(), path, "NIfTI")
+    if not np.array_equal(reader_affine, affine):
+        raise BundleInputError(
+            path,
+            f"inconsistent NIfTI geometry: sform (code {int(header['sform_code'])}), qform (code"
+            f" {int(header['qform_code'])}) and pixdim {header.get_zooms()[:3]} disagree; fix the header so they match",
+        )
+    return array, affine, header
 
 
 def _read_dicom_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     headers = scan_series(folder)
-    array, affine, _ = _read_with(ITKReader(), folder, "a DICOM series")
+    array, affine = _read_with(ITKReader(), folder, "a DICOM series")
     if array.ndim != 3 or array.shape[2] != len(headers.files) or not np.allclose(
         affine, headers.affine, atol=_GEOMETRY_ATOL_MM
     ):
@@ -99,7 +123,7 @@ def read_image(path: str | PathLike, *, frame: int | None = None) -> tuple[MetaT
     elif name.endswith(NIFTI_SUFFIXES):
         array, affine, header = _read_nifti(path)
     elif name.endswith(ITK_SUFFIXES):
-        array, affine, _ = _read_with(ITKReader(), path, "an ITK image (NRRD/MHA/MHD)")
+        array, affine = _read_with(ITKReader(), path, "an ITK image (NRRD/MHA/MHD)")
     else:
         hint = " (for DICOM pass the folder that holds the series)" if name.endswith((".dcm", ".ima")) else ""
         raise BundleInputError(
