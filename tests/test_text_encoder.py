@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, MPNetConfig, MPNetModel, MPNetTokenizer
 
-from bundles.errors import ConfigurationError, PromptError
+from bundles.errors import CheckpointError, ConfigurationError, PromptError
 from bundles.networks.sat.text_encoder import (
     BertCLSEncoder,
     KnowledgeEncoder,
@@ -122,6 +122,11 @@ def test_pretrained_tower_is_loaded_and_required(tiny_mpnet_dir):
     encoder = build_text_encoder("ours", model_dir=tiny_mpnet_dir, pretrained_tower=True)
     for key, value in saved.items():
         assert torch.equal(encoder.tower.state_dict()[key], value), key
+    deeper = tiny_config()
+    deeper.num_hidden_layers = 3
+    deeper.save_pretrained(tiny_mpnet_dir)
+    with pytest.raises(CheckpointError, match="missing.*encoder.layer.2"):
+        build_text_encoder("ours", model_dir=tiny_mpnet_dir, pretrained_tower=True)
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,10 @@ def read_pretrained_tower(
             f"{path}: no weights ({' or '.join(_WEIGHT_FILES)}) for {what}; copy them there, or build the "
             "tower from its config and load a converted checkpoint instead"
         )
-    model, info = model_cls.from_pretrained(path, local_files_only=True, output_loading_info=True)
+    try:
+        model, info = model_cls.from_pretrained(path, local_files_only=True, output_loading_info=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot load the weights of {what} into {model_cls.__name__} ({e})") from e
     missing = [k for k in info.get("missing_keys", []) if not k.startswith(optional)]
     unexpected = list(info.get("unexpected_keys", []))
     mismatched = [str(m) for m in info.get("mismatched_keys", [])]
