@@ -7,7 +7,6 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from monai.transforms import CropForeground, Orientation, Spacing
 
 from bundles.data.examples import EXAMPLES, reference_masks
