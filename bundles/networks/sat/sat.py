@@ -176,7 +176,7 @@ class SAT(nn.Module):
         memory = self._tokens(skips)
         pixel_maps = self.backbone.decoder(skips, all_scales)
         pos = self.positional_encoding(grid, memory.device)
-        queries = queries.to(self.transformer_decoder.norm.weight.dtype)  # bfloat16 when the weights are
+        queries = queries.to(self.transformer_decoder.norm.weight.dtype)  # bfloat16 with bfloat16 weights
         heads = [self.mask_embed_proj, *self.mid_mask_embed_proj] if all_scales else [self.mask_embed_proj]
 
         per_chunk = []
