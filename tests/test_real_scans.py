@@ -87,21 +87,7 @@ def test_mr_chain_returns_to_its_lps_grid(tmp_path):
     assert written.header["pixdim"].tobytes() == source.header["pixdim"].tobytes()
 
 
-CASES = [
-    pytest.param("ct_abdomen_pelvis"),
-    pytest.param("ct_dicom_series"),
-    pytest.param(
-        "mr_abdomen_small",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="totalsegmentator_to_sat.json is modality-agnostic: 8 total_mr classes (colon, small bowel, spinal"
-            " cord, portal/splenic vein, autochthon, iliopsoas) map to terms SAT only has for CT",
-        ),
-    ),
-]
-
-
-@pytest.mark.parametrize("key", CASES)
+@pytest.mark.parametrize("key", list(EXAMPLES))
 def test_reference_label_names_map_to_sat_terms_of_the_modality(key):
     case = EXAMPLES[key]
     vocabulary = set(load_sat_vocabulary().terms(case.modality))
@@ -116,6 +102,6 @@ def test_reference_label_names_map_to_sat_terms_of_the_modality(key):
 def test_prompt_terms_are_valid_and_keep_the_main_organs(key):
     case = EXAMPLES[key]
     vocabulary = set(load_sat_vocabulary().terms(case.modality))
-    assert set(case.prompt_terms.values()) <= vocabulary
-    assert {"liver", "spleen", "left kidney", "right kidney", "pancreas"} <= set(case.prompt_terms.values())
+    assert set(case.sat_terms.values()) <= vocabulary
+    assert {"liver", "spleen", "left kidney", "right kidney", "pancreas"} <= set(case.sat_terms.values())
     assert case.image.exists() and case.reference.is_file() and case.modality in ("ct", "mri")

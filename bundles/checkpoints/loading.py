@@ -17,7 +17,7 @@ import torch
 
 from bundles.errors import CheckpointError
 
-__all__ = ["CONTAINER_KEYS", "read_state_dict", "strip_prefix", "check_state_dict", "load_state_dict_strict"]
+__all__ = ["CONTAINER_KEYS", "read_state_dict", "strip_prefix", "check_state_dict", "load_state_dict_strict", "load_weights"]
 
 #: Keys under which known training scripts store the weights (SAT, SAM-Med3D, MONAI, Lightning).
 CONTAINER_KEYS = ("model_state_dict", "state_dict", "model", "network", "net")
@@ -123,3 +123,13 @@ def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, torch.Te
     """Load ``state`` into ``module`` after :func:`check_state_dict`; nothing is loaded on a mismatch."""
     check_state_dict(module.state_dict(), state, source=source)
     module.load_state_dict(state, strict=True)
+
+
+def load_weights(module: torch.nn.Module, path: str | PathLike) -> torch.nn.Module:
+    """Load the plain state dict at ``path`` (e.g. a bundle's ``models/model.pt``) strictly; return ``module``.
+
+    Raises:
+        CheckpointError: missing/unreadable file, or keys/shapes that do not fit (listed).
+    """
+    load_state_dict_strict(module, read_state_dict(path), source=str(path))
+    return module

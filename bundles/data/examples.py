@@ -77,18 +77,15 @@ class ExampleCase:
 
     @property
     def sat_terms(self) -> dict[str, str]:
-        """TotalSegmentator class name -> SAT vocabulary term (``totalsegmentator_to_sat.json``)."""
-        return dict(_load_json(examples_dir() / "totalsegmentator_to_sat.json")["map"])
+        """TotalSegmentator class name -> SAT vocabulary term for this case's modality
+        (``totalsegmentator_to_sat.json``; classes SAT cannot prompt in this modality are absent)."""
+        return dict(_load_json(examples_dir() / "totalsegmentator_to_sat.json")[self.modality])
 
     @property
-    def prompt_terms(self) -> dict[str, str]:
-        """The part of :attr:`sat_terms` that SAT can prompt for this case's modality.
-
-        The shared map is modality-agnostic; some ``total_mr`` classes (e.g. colon, small bowel) map to terms
-        that SAT's vocabulary has for CT only, and are left out here.
-        """
-        known = set(load_sat_vocabulary().terms(self.modality))
-        return {name: term for name, term in self.sat_terms.items() if term in known}
+    def legend(self) -> dict[int, str]:
+        """Label value of the reference mask -> SAT term, for every class SAT can prompt."""
+        terms = self.sat_terms
+        return {value: terms[name] for value, name in self.label_names.items() if name in terms}
 
 
 @cache
@@ -124,6 +121,4 @@ def reference_masks(case: ExampleCase | str, terms: Sequence[str], grid: ImageGr
         BundleInputError: a term has no reference label in this case (the available terms are listed).
     """
     case = EXAMPLES[case] if isinstance(case, str) else case
-    sat_terms = case.sat_terms
-    legend = {label: sat_terms[name] for label, name in case.label_names.items() if name in sat_terms}
-    return load_reference_masks(case.reference, legend, terms, grid)
+    return load_reference_masks(case.reference, case.legend, terms, grid)

@@ -21,7 +21,11 @@ from tqdm.auto import tqdm
 
 from bundles.engines.cases import Case, parse_cases
 from bundles.inferers.text_prompted import TextPromptedInferer
+from bundles.checkpoints.loading import load_weights
+from bundles.checkpoints.release import check_release_pair
 from bundles.io.readers import read_image
+from bundles.io.validation import check_exists
+from bundles.prompts.embedding_cache import QueryEmbeddingCache, encoder_id_from_file
 from bundles.io.reference_masks import load_reference_masks
 from bundles.io.writers import write_segmentation
 from bundles.metrics.report import format_table, write_report
@@ -29,11 +33,66 @@ from bundles.metrics.segmentation import evaluate_case
 from bundles.prompts.vocabulary import SATVocabulary, normalize_modality
 from bundles.transforms.intensity_checks import check_ct_intensities
 
-__all__ = ["TextPromptedSegmentation"]
+__all__ = ["TextPromptedSegmentation", "CachedQueries", "prepare_cases", "check_model_files"]
 
 logger = logging.getLogger(__name__)
 
 QueryProvider = Callable[[Sequence[str], str], torch.Tensor]
+
+
+def prepare_cases(
+    input_dict: Mapping[str, Any], vocabulary: SATVocabulary, allow_free_text: bool = False
+) -> list[tuple[Case, str, list[str]]]:
+    """Parse the cases, check that every image exists, and match every prompt to the vocabulary.
+
+    Runs before any model is loaded, so a typo in a prompt or a path fails in a second.
+
+    Raises:
+        ConfigurationError, BundleInputError, PromptError: with the case and what to fix.
+    """
+    prepared = []
+    for case in parse_cases(input_dict):
+        check_exists(case.image)
+        if case.mask is not None:
+            check_exists(case.mask)
+        modality = normalize_modality(case.modality)
+        terms = vocabulary.match(case.prompts, modality, allow_free_text=allow_free_text)
+        prepared.append((case, modality, terms))
+    return prepared
+
+
+def check_model_files(model_dir: str | PathLike) -> None:
+    """Refuse a segmentation checkpoint and text encoder from different releases (``models/release.json``,
+    written by the converters; absent for models trained here, whose pair is written together)."""
+    if (Path(model_dir) / "release.json").is_file():
+        check_release_pair(model_dir)
+
+
+class CachedQueries:
+    """Query embeddings from the on-disk cache; the text encoder is built only for terms not cached yet.
+
+    Args:
+        cache_dir: folder of the cache files.
+        encoder_checkpoint: the text encoder's weights file; its hash names the cache, so other weights
+            never reuse stale embeddings.
+        encoder_factory: zero-argument callable building the (weightless) text encoder.
+    """
+
+    def __init__(self, cache_dir: str | PathLike, encoder_checkpoint: str | PathLike, encoder_factory: Callable[[], torch.nn.Module]):
+        self.encoder_checkpoint = Path(encoder_checkpoint)
+        self.cache = QueryEmbeddingCache(cache_dir, encoder_id_from_file(self.encoder_checkpoint))
+        self.encoder_factory = encoder_factory
+        self._encoder: torch.nn.Module | None = None
+
+    def encoder(self) -> torch.nn.Module:
+        if self._encoder is None:
+            self._encoder = load_weights(self.encoder_factory(), self.encoder_checkpoint).eval()
+        return self._encoder
+
+    def __call__(self, terms: Sequence[str], modality: str) -> torch.Tensor:
+        if self.cache.has(terms, modality):
+            return self.cache.lookup(terms, modality)
+        return self.cache.get(self.encoder(), terms, modality)
 
 
 class TextPromptedSegmentation:
@@ -74,18 +133,10 @@ class TextPromptedSegmentation:
         self.tolerance_mm = tolerance_mm
         self.progress = progress
 
-    def _prepare(self) -> list[tuple[Case, str, list[str]]]:
-        prepared = []
-        for case in parse_cases(self.input_dict):
-            modality = normalize_modality(case.modality)
-            terms = self.vocabulary.match(case.prompts, modality, allow_free_text=self.allow_free_text)
-            prepared.append((case, modality, terms))
-        return prepared
-
     def run(self) -> list[dict[str, Any]]:
         """Process all cases; return the metric rows (empty when no case has a reference mask)."""
         rows: list[dict[str, Any]] = []
-        prepared = self._prepare()
+        prepared = prepare_cases(self.input_dict, self.vocabulary, self.allow_free_text)
         for case, modality, terms in tqdm(prepared, desc="cases", unit="case", disable=not self.progress):
             start = time.perf_counter()
             image, grid = read_image(case.image)

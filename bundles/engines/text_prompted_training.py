@@ -10,7 +10,18 @@ import torch
 from bundles.data.text_prompted_crops import TextPromptedCropSampler, collate_text_prompted
 from bundles.losses.dice_bce import DeepSupervisedDiceBCE
 
-__all__ = ["CropBatches", "TextPromptedTrainingModule"]
+__all__ = ["CropBatches", "TextPromptedTrainingModule", "set_trainable"]
+
+
+def set_trainable(module: torch.nn.Module, prefixes: list[str] | tuple[str, ...]) -> torch.nn.Module:
+    """Freeze every parameter of ``module`` except those whose name starts with one of ``prefixes``.
+
+    SAT trains its segmentation network with the text encoder frozen except ``modality_embed``
+    (sat.md section 1.5); an encoder trained from scratch opens its ``projection_layer`` too.
+    """
+    for name, param in module.named_parameters():
+        param.requires_grad_(any(name.startswith(p) for p in prefixes))
+    return module
 
 
 class CropBatches:
