@@ -1,0 +1,77 @@
+"""The whole-image inferer puts masks back on the input grid: an oracle network that segments "bright"
+voxels must return a known cube at its world position, for LPS, anisotropic, rotated and offset grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from bundles.inferers.text_prompted import TextPromptedInferer
+from bundles.io.grid import ImageGrid
+from bundles.metrics.segmentation import dice
+
+
+class BrightVoxels(torch.nn.Module):
+    """Contract-conforming stand-in: every query's logits are large where the normalised image is high."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(20.0))
+
+    def forward(self, image: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        assert image.ndim == 5 and image.shape[1] == 1 and queries.shape[0] == image.shape[0]
+        return (self.scale * (image - 1.0)).expand(-1, queries.shape[1], -1, -1, -1)
+
+
+def _rotation_z(degrees: float) -> np.ndarray:
+    a = np.deg2rad(degrees)
+    return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+
+
+#: name -> (3x3 direction-times-spacing, origin, model spacing of the inferer)
+GRIDS = {
+    "RAS iso": (np.diag([1.0, 1.0, 1.0]), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "LPS aniso": (np.diag([-0.789062, -0.789062, 2.5]), (120.3, 80.7, -400.2), (1.5, 1.5, 3.0)),
+    "rotated": (_rotation_z(20) @ np.diag([0.9, 1.1, 3.0]), (-30.0, 12.5, 55.0), (1.5, 1.5, 3.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(GRIDS))
+def test_bright_cube_comes_back_at_its_world_position(name):
+    linear, origin, spacing = GRIDS[name]
+    affine = np.eye(4)
+    affine[:3, :3] = linear
+    affine[:3, 3] = origin
+    shape = (70, 60, 24)
+    volume = np.full(shape, -1000.0, dtype=np.float32)
+    body = (slice(5, 65), slice(5, 55), slice(1, 23))
+    volume[body] = 40.0
+    cube = np.zeros(shape, dtype=bool)
+    cube[20:40, 15:35, 6:16] = True
+    volume[cube] = 900.0
+    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
+    grid = ImageGrid(shape, affine, source=f"synthetic {name}")
+
+    inferer = TextPromptedInferer(BrightVoxels(), roi_size=(32, 32, 32), spacing=spacing, device="cpu", amp=False, progress=False)
+    masks = inferer(image, grid, torch.zeros(2, 768), "ct")
+
+    assert masks.shape == (2, *shape) and masks.dtype == bool
+    assert dice(masks[0], cube) > 0.9
+    np.testing.assert_allclose(np.argwhere(masks[0]).mean(0), np.argwhere(cube).mean(0), atol=0.75)
+    assert np.array_equal(masks[0], masks[1])
+
+
+def test_preprocessing_normalises_the_cropped_foreground_like_sat():
+    shape = (40, 40, 12)
+    volume = np.full(shape, -1000.0, dtype=np.float32)
+    volume[10:30, 10:30, 2:10] = np.linspace(-200, 1500, 20 * 20 * 8).reshape(20, 20, 8)
+    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.eye(4, dtype=torch.float64))
+    inferer = TextPromptedInferer(BrightVoxels(), roi_size=(32, 32, 32), spacing=(1.0, 1.0, 1.0), device="cpu", amp=False, progress=False)
+    pre, _ = inferer.preprocessing(image, "ct")
+    # cropped to the bounding box of voxels > 0 HU, clipped to [-500, 1000] and z-scored (sat.md section 3)
+    positive = np.argwhere(volume > 0)
+    assert tuple(pre.shape[1:]) == tuple(positive.max(0) - positive.min(0) + 1)
+    assert abs(pre.mean().item()) < 1e-4 and abs(pre.std(unbiased=False).item() - 1) < 1e-3
+    np.testing.assert_allclose(pre.affine[:3, 3].numpy(), positive.min(0), atol=1e-6)
