@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bundles.errors import ConfigurationError
-from bundles.networks.sat.fast_path import fast_inference, prepare_for_fast_inference
+from bundles.inferers.precision import autocast, channels_last, prepare_for_inference
 from bundles.networks.sat.norm_act import instance_norm_leaky_relu
 from bundles.networks.sat.positional_encoding import PositionalEncoding3D, sinusoidal_encoding_3d
 from bundles.networks.sat.sat import SAT
@@ -98,9 +98,9 @@ def test_fast_path_close_to_float32(inputs):
     image, queries = inputs
     with torch.no_grad():
         reference = net(image, queries)
-    prepare_for_fast_inference(net)
-    with fast_inference("cpu"):
-        fast = net(image, queries)
+    prepare_for_inference(net, torch.device("cpu"))
+    with torch.inference_mode(), autocast(torch.device("cpu"), True):
+        fast = net(channels_last(image), queries)
     assert fast.dtype == torch.bfloat16 and fast.shape == reference.shape
     assert (fast.float() - reference).abs().max() < 0.05 * reference.abs().max()
 

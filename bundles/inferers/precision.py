@@ -1,12 +1,19 @@
-"""Device and mixed-precision choices shared by all inferers and trainers."""
+"""Device, layout and mixed-precision choices shared by all inferers, trainers and benchmarks.
+
+The fast CPU path (measured with ``tools/benchmark_sat.py``): channels_last_3d layout, bfloat16 autocast
+and inference mode. On CPUs with AVX-512 BF16/AMX, oneDNN convolutions in bfloat16 with channels-last
+layout are several times faster than float32 channels-first ones, and activations take half the memory.
+On CUDA, autocast uses float16.
+"""
 
 from __future__ import annotations
 
 import contextlib
 
 import torch
+from torch import nn
 
-__all__ = ["resolve_device", "autocast"]
+__all__ = ["resolve_device", "autocast", "prepare_for_inference", "channels_last"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -22,3 +29,18 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
         return contextlib.nullcontext()
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, X, Y, Z) in channels_last_3d memory layout (same values)."""
+    return x.contiguous(memory_format=torch.channels_last_3d)
+
+
+def prepare_for_inference(network: nn.Module, device: torch.device, *, bfloat16_weights: bool = False) -> nn.Module:
+    """Move ``network`` to ``device``, eval mode, channels_last_3d layout (in place); optionally cast the
+    weights to bfloat16 (halves weight memory: SAT-Pro's 477M parameters take 0.95 GB instead of 1.9 GB,
+    which lets its forward pass fit a 24 GB machine without a GPU)."""
+    network.to(device).eval().to(memory_format=torch.channels_last_3d)
+    if bfloat16_weights:
+        network.to(torch.bfloat16)
+    return network

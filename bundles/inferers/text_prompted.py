@@ -16,7 +16,7 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 
-from bundles.inferers.precision import autocast, resolve_device
+from bundles.inferers.precision import autocast, channels_last, prepare_for_inference, resolve_device
 from bundles.io.grid import ImageGrid
 from bundles.io.resample import resample_to_grid
 from bundles.transforms.sat_preprocessing import SATPreprocessing
@@ -38,7 +38,8 @@ class TextPromptedInferer:
         overlap: window overlap fraction (official 0.5).
         threshold: probability above which a voxel belongs to the mask (official 0.5).
         device: where the network runs; "auto" picks CUDA when available. Blending happens on the CPU.
-        amp: autocast (bfloat16 on CPU, float16 on CUDA).
+        amp: autocast (bfloat16 on CPU, float16 on CUDA) with channels_last_3d layout (the fast path).
+        bfloat16_weights: cast the weights to bfloat16 (needed for SAT-Pro on a 24 GB machine without GPU).
         progress: show a progress bar over windows.
     """
 
@@ -55,10 +56,11 @@ class TextPromptedInferer:
         threshold: float = 0.5,
         device: str | torch.device | None = "auto",
         amp: bool = True,
+        bfloat16_weights: bool = False,
         progress: bool = True,
     ):
         self.device = resolve_device(device)
-        self.network = network.to(self.device).eval()
+        self.network = prepare_for_inference(network, self.device, bfloat16_weights=bfloat16_weights)
         self.roi_size = tuple(int(s) for s in roi_size)
         self.preprocessing = SATPreprocessing(spacing, orientation, crop_foreground)
         self.sw_batch_size = sw_batch_size
@@ -75,7 +77,7 @@ class TextPromptedInferer:
         def predictor(window: torch.Tensor) -> torch.Tensor:
             batch_queries = queries.unsqueeze(0).expand(window.shape[0], -1, -1)
             with autocast(self.device, self.amp):
-                logits = self.network(window, batch_queries)
+                logits = self.network(channels_last(window), batch_queries)
             return torch.sigmoid(logits.float())
 
         probs = sliding_window_inference(
