@@ -11,7 +11,6 @@ aliases) are reported as one line naming the keys.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -20,18 +19,10 @@ import torch
 
 from bundles.checkpoints.loading import read_state_dict
 from bundles.checkpoints.sat import convert_official_sat_detailed, export_official_sat
-from bundles.checkpoints.release import write_release_record
+from bundles.checkpoints.release import file_sha256, write_release_record
 from bundles.checkpoints.sat_text_encoder import convert_official_text_encoder, export_official_text_encoder
 from bundles.errors import install_excepthook
 from bundles.io.atomic import atomic_write
-
-
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _save(obj: object, output: str) -> Path:
@@ -55,9 +46,9 @@ def segmentation(checkpoint: str, variant: str = "nano", output: str = "models/m
     summary = {
         "variant": variant,
         "source": str(checkpoint),
-        "source_sha256": _sha256(checkpoint),
+        "source_sha256": file_sha256(checkpoint),
         "output": str(path),
-        "output_sha256": _sha256(path),
+        "output_sha256": file_sha256(path),
         "keys_used": len(conversion.used),
         "keys_dropped": len(conversion.dropped),
         "dropped_by_reason": dict(Counter(conversion.dropped.values())),
@@ -83,7 +74,7 @@ def export(checkpoint: str, variant: str = "nano", output: str = "official.pth")
         "variant": variant,
         "source": str(checkpoint),
         "output": str(path),
-        "output_sha256": _sha256(path),
+        "output_sha256": file_sha256(path),
         "keys": len(official["model_state_dict"]),
     }
     for name, value in summary.items():
@@ -107,9 +98,9 @@ def text_encoder(
     summary = {
         "kind": kind,
         "source": str(checkpoint),
-        "source_sha256": _sha256(checkpoint),
+        "source_sha256": file_sha256(checkpoint),
         "output": str(path),
-        "output_sha256": _sha256(path),
+        "output_sha256": file_sha256(path),
         "keys": len(state),
         "parameters": sum(t.numel() for t in state.values()),
     }
@@ -122,7 +113,7 @@ def text_encoder_export(checkpoint: str, kind: str = "ours", output: str = "text
     """Our text-encoder state dict -> the official layout ({'step': 0, 'model_state_dict': {'module.*'}})."""
     official = export_official_text_encoder(read_state_dict(checkpoint), kind)
     path = _save({"step": 0, "model_state_dict": official}, output)
-    summary = {"kind": kind, "source": str(checkpoint), "output": str(path), "output_sha256": _sha256(path), "keys": len(official)}
+    summary = {"kind": kind, "source": str(checkpoint), "output": str(path), "output_sha256": file_sha256(path), "keys": len(official)}
     for name, value in summary.items():
         print(f"{name}: {value}")
     return summary

@@ -18,6 +18,10 @@ from bundles.prompts.vocabulary import MODALITIES, normalize_modality, normalize
 
 __all__ = ["QUERY_DIM", "TextQueryEncoder", "mean_pool"]
 
+#: Initial std of ``modality_embed`` rows for encoders trained from scratch (ours; the usual transformer
+#: embedding init), so the modality does not dominate the text part of the query.
+MODALITY_INIT_STD = 0.02
+
 #: Width of SAT's text queries and of the query decoder (SAT ``model/maskformer.py``).
 QUERY_DIM = 768
 
@@ -41,6 +45,9 @@ class TextQueryEncoder(nn.Module):
     def __init__(self, num_modalities: int = len(MODALITIES)):
         super().__init__()
         self.modality_embed = nn.Embedding(num_modalities, QUERY_DIM)
+        # PyTorch's N(0, 1) rows (norm ~28) would swamp the projected text (norm ~1) and make every query of
+        # a fresh encoder nearly identical; released checkpoints overwrite this initialisation anyway.
+        nn.init.normal_(self.modality_embed.weight, std=MODALITY_INIT_STD)
 
     @property
     def tower(self) -> nn.Module:
