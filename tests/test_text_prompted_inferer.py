@@ -75,3 +75,19 @@ def test_preprocessing_normalises_the_cropped_foreground_like_sat():
     assert tuple(pre.shape[1:]) == tuple(positive.max(0) - positive.min(0) + 1)
     assert abs(pre.mean().item()) < 1e-4 and abs(pre.std(unbiased=False).item() - 1) < 1e-3
     np.testing.assert_allclose(pre.affine[:3, 3].numpy(), positive.min(0), atol=1e-6)
+
+
+def test_keep_largest_component_drops_the_smaller_blob():
+    shape = (48, 48, 16)
+    volume = np.full(shape, -1000.0, dtype=np.float32)
+    volume[2:46, 2:46, 1:15] = 40.0
+    volume[5:20, 5:20, 3:12] = 900.0  # big blob
+    volume[30:34, 30:34, 6:9] = 900.0  # small blob
+    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.eye(4, dtype=torch.float64))
+    grid = ImageGrid(shape, np.eye(4), source="two blobs")
+    kwargs = dict(roi_size=(32, 32, 32), spacing=(1.0, 1.0, 1.0), device="cpu", amp=False, progress=False)
+    both = TextPromptedInferer(BrightVoxels(), **kwargs)(image, grid, torch.zeros(1, 768), "ct")[0]
+    largest = TextPromptedInferer(BrightVoxels(), keep_largest_component=True, **kwargs)(image, grid, torch.zeros(1, 768), "ct")[0]
+    assert both[32, 32, 7] and both[10, 10, 7]
+    assert largest[10, 10, 7] and not largest[32, 32, 7]
+    assert largest.sum() < both.sum()

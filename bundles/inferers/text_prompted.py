@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
+from monai.transforms.utils import get_largest_connected_component_mask
 
 from bundles.inferers.precision import autocast, channels_last, prepare_for_inference, resolve_device
 from bundles.io.grid import ImageGrid
@@ -40,6 +41,8 @@ class TextPromptedInferer:
         device: where the network runs; "auto" picks CUDA when available. Blending happens on the CPU.
         amp: autocast (bfloat16 on CPU, float16 on CUDA) with channels_last_3d layout (the fast path).
         bfloat16_weights: cast the weights to bfloat16 (needed for SAT-Pro on a 24 GB machine without GPU).
+        keep_largest_component: keep only the largest connected component of each mask (MONAI's
+            ``get_largest_connected_component_mask``); off in the official pipeline, which has no post-processing.
         progress: show a progress bar over windows.
     """
 
@@ -57,6 +60,7 @@ class TextPromptedInferer:
         device: str | torch.device | None = "auto",
         amp: bool = True,
         bfloat16_weights: bool = False,
+        keep_largest_component: bool = False,
         progress: bool = True,
     ):
         self.device = resolve_device(device)
@@ -67,6 +71,7 @@ class TextPromptedInferer:
         self.overlap = overlap
         self.threshold = threshold
         self.amp = amp
+        self.keep_largest_component = keep_largest_component
         self.progress = progress
 
     @torch.inference_mode()
@@ -102,5 +107,8 @@ class TextPromptedInferer:
         masks = np.zeros((probs.shape[0], *grid.shape), dtype=bool)
         for q in range(probs.shape[0]):
             on_grid = resample_to_grid(probs[q : q + 1], pre.affine, grid, mode="bilinear")
-            masks[q] = np.asarray(on_grid[0] > self.threshold)
+            mask = on_grid[0] > self.threshold
+            if self.keep_largest_component and bool(mask.any()):
+                mask = get_largest_connected_component_mask(mask)
+            masks[q] = np.asarray(mask)
         return masks

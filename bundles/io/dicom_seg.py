@@ -19,7 +19,6 @@ import bundles
 from bundles.errors import BundleInputError, ConfigurationError
 from bundles.io.dicom_geometry import frame_affine
 from bundles.io.grid import ImageGrid
-from bundles.io.highdicom_compat import numpy_float_alias
 
 __all__ = ["build_dicom_seg", "read_dicom_seg"]
 
@@ -85,24 +84,23 @@ def build_dicom_seg(masks: np.ndarray, names: Sequence[str], grid: ImageGrid) ->
         for q, name in enumerate(names)
     ]
     seed = [str(sources[0].SeriesInstanceUID), *names]
-    with numpy_float_alias():
-        return hd.seg.Segmentation(
-            source_images=sources,
-            pixel_array=frames,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions,
-            series_instance_uid=generate_uid(entropy_srcs=[*seed, "series"]),
-            series_number=900,
-            sop_instance_uid=generate_uid(entropy_srcs=[*seed, "instance"]),
-            instance_number=1,
-            manufacturer="medseg-bundles",
-            manufacturer_model_name="medseg-bundles",
-            software_versions=bundles.__version__,
-            device_serial_number="0",
-            content_label="SEGMENTATION",
-            content_description="Automatic segmentation",
-            omit_empty_frames=False,
-        )
+    return hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=frames,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=generate_uid(entropy_srcs=[*seed, "series"]),
+        series_number=900,
+        sop_instance_uid=generate_uid(entropy_srcs=[*seed, "instance"]),
+        instance_number=1,
+        manufacturer="medseg-bundles",
+        manufacturer_model_name="medseg-bundles",
+        software_versions=bundles.__version__,
+        device_serial_number="0",
+        content_label="SEGMENTATION",
+        content_description="Automatic segmentation",
+        omit_empty_frames=False,
+    )
 
 
 def read_dicom_seg(path: str | PathLike, grid: ImageGrid) -> tuple[np.ndarray, list[str]]:

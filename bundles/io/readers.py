@@ -25,6 +25,10 @@ ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 _GEOMETRY_ATOL_MM = 1e-3
 """Agreement required between the ITK/GDCM series geometry and the one implied by the slice headers."""
 
+_NIFTI_ATOL_MM = 1e-4
+"""Disagreement between nibabel's and MONAI's reading of a NIfTI header tolerated as float rounding (the
+file's own affine, nibabel's, is used); larger ones mean sform, qform and pixdim contradict each other."""
+
 
 def _spatial_affine(affine: np.ndarray) -> np.ndarray:
     """The 4x4 spatial part of a (d+1)x(d+1) affine (ITK gives 5x5 for 4D images)."""
@@ -69,7 +73,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header]:
     header, affine = original.header.copy(), np.asarray(original.affine, dtype=np.float64)
     check_spacing(affine, path)
     array, reader_affine = _read_with(NibabelReader(), path, "NIfTI")
-    if not np.array_equal(reader_affine, affine):
+    if not np.allclose(reader_affine, affine, rtol=0, atol=_NIFTI_ATOL_MM):
         raise BundleInputError(
             path,
             f"inconsistent NIfTI geometry: sform (code {int(header['sform_code'])}), qform (code"
