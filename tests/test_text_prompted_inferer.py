@@ -70,7 +70,7 @@ def test_preprocessing_normalises_the_cropped_foreground_like_sat():
     image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.eye(4, dtype=torch.float64))
     inferer = TextPromptedInferer(BrightVoxels(), roi_size=(32, 32, 32), spacing=(1.0, 1.0, 1.0), device="cpu", amp=False, progress=False)
     pre, _ = inferer.preprocessing(image, "ct")
-    # cropped to the bounding box of voxels > 0 HU, clipped to [-500, 1000] and z-scored (sat.md section 3)
+    # cropped to the bounding box of voxels > 0 HU, clipped to [-500, 1000] and z-scored (official SAT inference.py)
     positive = np.argwhere(volume > 0)
     assert tuple(pre.shape[1:]) == tuple(positive.max(0) - positive.min(0) + 1)
     assert abs(pre.mean().item()) < 1e-4 and abs(pre.std(unbiased=False).item() - 1) < 1e-3

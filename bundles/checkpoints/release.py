@@ -2,7 +2,7 @@
 
 A SAT segmentation network only works with the text encoder it was trained with: another encoder (for
 example a SAT-Pretrain file instead of the release's ``text_encoder.pth``) loads without any error and then
-segments nothing (SAT issue #26, ``sat.md`` section 8.2). ``models/release.json`` records the sha256 of
+segments nothing (SAT issue #26, official SAT issues). ``models/release.json`` records the sha256 of
 both converted files; :func:`check_release_pair` refuses any other combination.
 """
 

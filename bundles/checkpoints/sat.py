@@ -1,6 +1,6 @@
 """Convert the official SAT segmentation checkpoints (SAT-Nano / SAT-Pro) to our state dict, and back.
 
-Official layout (sat.md §2): ``{'step', 'model_state_dict', 'optimizer_state_dict'}``; every key starts
+Official layout (official SAT checkpoints): ``{'step', 'model_state_dict', 'optimizer_state_dict'}``; every key starts
 with DDP's ``module.``; every U-Net conv block stores its conv and norm twice (``conv``/``norm`` and
 ``all_modules.0``/``all_modules.1``); checkpoints trained with deep supervision also hold
 ``mid_mask_embed_proj.*``. Our :class:`~bundles.networks.sat.sat.SAT` uses the official names minus the

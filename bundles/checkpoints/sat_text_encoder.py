@@ -1,6 +1,6 @@
 """Convert SAT's official text-encoder checkpoints to our key names and back.
 
-Official files (``sat.md`` sections 2.2 and 2.3): ``text_encoder.pth`` = ``{'step', 'model_state_dict'}`` saved
+Official files (official SAT checkpoints): ``text_encoder.pth`` = ``{'step', 'model_state_dict'}`` saved
 from a DDP-wrapped module, so every key starts with ``module.``. The recipe:
 
 1. strip ``module.``;

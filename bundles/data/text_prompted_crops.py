@@ -1,4 +1,4 @@
-"""Training crops for text-prompted segmentation, sampled the SAT way (sat.md section 4).
+"""Training crops for text-prompted segmentation, sampled the SAT way (official SAT train.py).
 
 Each case of a dataset list (``.jsonl``: ``image``, ``mask`` (a label map), ``legend`` (label value ->
 term), ``modality``, ``dataset``) is read once, preprocessed exactly as at inference

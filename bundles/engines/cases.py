@@ -5,7 +5,8 @@ Accepted forms (``--input_dict`` on the command line):
 - one image: ``{'image': 'ct.nii.gz', 'prompts': ['liver'], 'modality': 'ct'}`` (a DICOM series folder too);
 - several images sharing prompts and modality: ``{'image': ['a.nii.gz', 'b.nii.gz'], ...}``;
 - a case list: ``{'cases': 'cases.jsonl'}`` (or ``.json`` holding a list); each case may set its own
-  ``image``, ``prompts``, ``modality``, ``id``, and for evaluation ``mask`` + ``legend``
+  ``image``, ``prompts``, ``modality``, ``id``, ``frame`` (the volume of a 4D image), and for evaluation
+  ``mask`` + ``legend``
   (label value -> term), ``dataset``; missing fields fall back to the top-level ones.
 
 Relative paths inside a case file are relative to that file's folder.
@@ -38,6 +39,7 @@ class Case:
     mask: Path | None = None
     legend: dict[int, str] = field(default_factory=dict)
     dataset: str = ""
+    frame: int | None = None
 
 
 def case_id_from_path(path: Path) -> str:
@@ -109,7 +111,8 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
             case_id = f"{case_id}_{seen[case_id]}"
         legend = {int(k): str(v) for k, v in (merged.get("legend") or {}).items()}
         mask = Path(merged["mask"]) if merged.get("mask") else None
+        frame = None if merged.get("frame") is None else int(merged["frame"])
         cases.append(
-            Case(case_id, image, list(prompts), str(merged["modality"]), mask, legend, str(merged.get("dataset", "")))
+            Case(case_id, image, list(prompts), str(merged["modality"]), mask, legend, str(merged.get("dataset", "")), frame)
         )
     return cases

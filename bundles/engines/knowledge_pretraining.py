@@ -1,7 +1,7 @@
 """Knowledge pretraining of a SAT text encoder: the text-text stage of SAT-Pretrain.
 
 A term is pulled towards its definition, synonyms and related terms and pushed from the other texts of
-the batch with a multi-positive InfoNCE (``sat.md`` section 7: AdamW, no weight decay on norms, biases and
+the batch with a multi-positive InfoNCE (official SAT-Pretrain: AdamW, no weight decay on norms, biases and
 the temperature; only the top transformer layers open; learnable temperature). The loop itself is the
 shared :class:`~bundles.engines.trainer.Trainer` (atomic ``last.pt`` with resume, MLflow, DDP).
 
@@ -99,7 +99,7 @@ def open_top_layers(encoder: TextQueryEncoder, open_layers: int, train_projectio
     """Freeze ``encoder`` except its top ``open_layers`` transformer layers and, optionally, its projection.
 
     SAT-Pretrain's ``open_bert_layer=8`` on the 12-layer MPNet leaves layers 9-11 trainable, i.e.
-    ``open_layers=3`` here (``sat.md`` section 7). Embeddings, pooler and ``modality_embed`` stay frozen
+    ``open_layers=3`` here (official SAT-Pretrain). Embeddings, pooler and ``modality_embed`` stay frozen
     (the text-text loss does not use them).
 
     Returns:

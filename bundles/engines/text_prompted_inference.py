@@ -10,6 +10,7 @@ is written to ``output_dir``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from bundles.engines.cases import Case, parse_cases
 from bundles.inferers.text_prompted import TextPromptedInferer
 from bundles.checkpoints.loading import load_weights
+from bundles.errors import BundleInputError, CheckpointError
 from bundles.checkpoints.release import check_release_pair
 from bundles.io.readers import read_image
 from bundles.io.validation import check_exists
@@ -33,7 +35,7 @@ from bundles.metrics.segmentation import evaluate_case
 from bundles.prompts.vocabulary import SATVocabulary, normalize_modality
 from bundles.transforms.intensity_checks import check_ct_intensities
 
-__all__ = ["TextPromptedSegmentation", "CachedQueries", "prepare_cases", "check_model_files"]
+__all__ = ["TextPromptedSegmentation", "CachedQueries", "prepare_cases", "check_model_files", "check_output_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +63,36 @@ def prepare_cases(
     return prepared
 
 
-def check_model_files(model_dir: str | PathLike) -> None:
-    """Refuse a segmentation checkpoint and text encoder from different releases (``models/release.json``,
-    written by the converters; absent for models trained here, whose pair is written together)."""
+def check_model_files(files: Sequence[str | PathLike], model_dir: str | PathLike) -> None:
+    """Before anything is loaded: list every missing weights file in one error, and refuse a segmentation
+    checkpoint and text encoder from different releases (``release.json`` in ``model_dir``, written by the
+    converters; absent for models trained here, whose pair is written together).
+
+    Raises:
+        CheckpointError: naming all missing files and how to get them.
+    """
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"missing model files: {', '.join(missing)}; convert the official weights with `python -m tools.convert_sat` "
+            "(see README) or train them with configs/train.json, or point --model_dir to the folder that holds them"
+        )
     if (Path(model_dir) / "release.json").is_file():
         check_release_pair(model_dir)
+
+
+def check_output_dir(output_dir: str | PathLike) -> None:
+    """Refuse an output folder that cannot be created or written, before any model work.
+
+    Raises:
+        BundleInputError: naming the folder (or the file in its way).
+    """
+    path = Path(output_dir).resolve()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise BundleInputError(existing, f"is a file, so the output folder {path} cannot be created; choose another --output_dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BundleInputError(existing, f"is not writable, so the output folder {path} cannot be created; choose another --output_dir")
 
 
 class CachedQueries:
@@ -85,6 +112,7 @@ class CachedQueries:
         self._encoder: torch.nn.Module | None = None
 
     def encoder(self) -> torch.nn.Module:
+        """The text encoder with its weights, built on first use."""
         if self._encoder is None:
             self._encoder = load_weights(self.encoder_factory(), self.encoder_checkpoint).eval()
         return self._encoder
@@ -139,7 +167,7 @@ class TextPromptedSegmentation:
         prepared = prepare_cases(self.input_dict, self.vocabulary, self.allow_free_text)
         for case, modality, terms in tqdm(prepared, desc="cases", unit="case", disable=not self.progress):
             start = time.perf_counter()
-            image, grid = read_image(case.image)
+            image, grid = read_image(case.image, frame=case.frame)
             if modality == "ct":
                 check_ct_intensities(image, case.image)
             queries = self.query_provider(terms, modality)

@@ -17,7 +17,7 @@ def set_trainable(module: torch.nn.Module, prefixes: list[str] | tuple[str, ...]
     """Freeze every parameter of ``module`` except those whose name starts with one of ``prefixes``.
 
     SAT trains its segmentation network with the text encoder frozen except ``modality_embed``
-    (sat.md section 1.5); an encoder trained from scratch opens its ``projection_layer`` too.
+    (official SAT model/maskformer.py); an encoder trained from scratch opens its ``projection_layer`` too.
     """
     for name, param in module.named_parameters():
         param.requires_grad_(any(name.startswith(p) for p in prefixes))

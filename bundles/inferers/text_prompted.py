@@ -1,6 +1,6 @@
 """Whole-image inference for text-prompted 3D segmentation (SAT), returned on the input's own grid.
 
-Pipeline (sat.md section 3): orientation -> resampling to the model spacing -> crop to the bounding box of
+Pipeline (official SAT inference.py): orientation -> resampling to the model spacing -> crop to the bounding box of
 voxels > 0 (raw intensities, margin 0) -> per-modality normalisation -> sliding windows over the model's
 crop (stride half a window, Gaussian blending with sigma = window / 8) with all prompts of a window decoded
 from one backbone pass -> sigmoid -> probabilities resampled back onto the INPUT grid through world

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["LPS_TO_RAS", "slice_normal", "frame_affine", "ras_to_lps_direction"]
+__all__ = ["LPS_TO_RAS", "slice_normal", "frame_affine"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Flips x and y: DICOM's LPS+ world to nibabel/MONAI RAS+ (its own inverse)."""
@@ -42,7 +42,3 @@ def frame_affine(
     lps[:3, 3] = np.asarray(position, float)
     return LPS_TO_RAS @ lps
 
-
-def ras_to_lps_direction(vector: np.ndarray) -> np.ndarray:
-    """An RAS direction or position (3,) expressed in LPS."""
-    return LPS_TO_RAS[:3, :3] @ np.asarray(vector, float)

@@ -1,6 +1,6 @@
 """Multi-positive, soft-target symmetric InfoNCE with a learnable temperature (SAT knowledge pretraining).
 
-SAT-Pretrain's text-text stage (``sat.md`` section 7; SAT-Pretrain ``train/loss.py``) scores every anchor
+SAT-Pretrain's text-text stage (official SAT-Pretrain; SAT-Pretrain ``train/loss.py``) scores every anchor
 against every candidate in the batch, and several candidates may be correct for one anchor (a term's
 definition and its synonym in the same batch). The targets are the 0/1 match matrix with each column
 L2-normalised, used as soft targets of a cross entropy in both directions (anchor -> candidates and
@@ -18,7 +18,7 @@ from torch import nn
 
 __all__ = ["MultiPositiveInfoNCE", "match_matrix"]
 
-#: Initial logit scale 1/0.07 and its upper bound 100 (``sat.md`` section 7).
+#: Initial logit scale 1/0.07 and its upper bound 100 (official SAT-Pretrain).
 INITIAL_SCALE = 1.0 / 0.07
 MAX_SCALE = 100.0
 

@@ -1,4 +1,4 @@
-"""SAT's segmentation loss (sat.md section 4): binary Dice + BCE per query, padded queries ignored,
+"""SAT's segmentation loss (official SAT train.py): binary Dice + BCE per query, padded queries ignored,
 summed over deep-supervision outputs with weights 1, 1/2, 1/4, 1/8 normalised to sum 1."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each line describes one term::
 
     {"term": "liver", "definition": "...", "synonyms": ["hepar"], "relations": [["part of", "abdomen"]]}
 
-and gives the positive pairs of SAT-Pretrain's text-text stage (``sat.md`` section 7): (term, definition),
+and gives the positive pairs of SAT-Pretrain's text-text stage (official SAT-Pretrain): (term, definition),
 (term, synonym) for each synonym, and ("term relation", other term) for each relation. Pairs of the same
 term are positives of each other in a batch (their ``key`` is the normalised term).
 """

@@ -3,7 +3,7 @@
 The vocabulary is SAT-DS ``data/terminology_list.json`` (packaged as ``data/sat_terminology_list.json``):
 498 ``"<modality>_<name>"`` entries (ct 306, mri 189, pet 3), grouped by modality, body region, dataset,
 plus the 24 lesion classes under ``abnormal``. The prompt text is the name after the modality prefix,
-lower-cased (SAT ``inference.py``; see ``sat.md`` sections 1.5 and 6).
+lower-cased (SAT ``inference.py``; see official SAT model/maskformer.py, SAT-DS terminology_list.json).
 
 Matching never guesses: a term that is not in the vocabulary of the requested modality is a
 :class:`~bundles.errors.PromptError` with "did you mean" suggestions, before any model work.
@@ -165,6 +165,9 @@ class SATVocabulary:
             raise PromptError(f"text prompts must be a list of terms, got the string {terms!r}; use [{terms!r}]")
         if not terms:
             raise PromptError("no text prompt given; pass at least one term, e.g. ['liver']")
+        if not self._sets[modality] and not allow_free_text:
+            known = ", ".join(m for m in MODALITIES if self._sets.get(m))
+            raise PromptError(f"the SAT vocabulary has no terms for modality {modality!r} (it has terms for {known})")
         matched: list[str] = []
         for term in terms:
             text = normalize_term(term)

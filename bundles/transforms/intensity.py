@@ -1,4 +1,4 @@
-"""Intensity normalisation as SAT was trained (sat.md section 3, official ``data/inference_dataset.py``).
+"""Intensity normalisation as SAT was trained (official SAT inference.py, official ``data/inference_dataset.py``).
 
 - CT: clip to [-500, 1000] HU, then z-score with the mean and population std of the clipped volume.
 - MRI and PET: clip to the 0.5th and 99.5th percentiles of the volume, then z-score likewise. Every voxel,

@@ -1,4 +1,4 @@
-"""SAT's spatial and intensity preprocessing, shared by inference and training (sat.md section 3).
+"""SAT's spatial and intensity preprocessing, shared by inference and training (official SAT inference.py).
 
 Orientation to ``orientation`` (RAS), resampling to ``spacing`` (1x1x3 mm; bilinear for images, nearest for
 label maps), crop to the bounding box of image voxels > 0 (margin 0), then per-modality normalisation

@@ -1,4 +1,4 @@
-"""3D sinusoidal positional encoding of the SAT image tokens (sat.md §1.2).
+"""3D sinusoidal positional encoding of the SAT image tokens (official SAT model/maskformer.py).
 
 Same values as ``positional_encodings.torch_encodings.PositionalEncoding3D(768)`` used by the official
 ``Maskformer``: each of the three axes gets ``c = ceil(dim / 6) * 2`` channels (256 for dim 768) with inverse

@@ -1,4 +1,4 @@
-"""The SAT query decoder: DETR-style pre-norm layers with cross-attention only (sat.md §1.3).
+"""The SAT query decoder: DETR-style pre-norm layers with cross-attention only (official SAT model/maskformer.py).
 
 Each layer, for queries t (B, Q, D) and image tokens m (B, N, D) with key positional encoding p (N, D):
     t <- t + dropout(MHA(query=norm2(t), key=m + p, value=m))

@@ -1,4 +1,4 @@
-"""SAT: text-prompted 3D segmentation network (our implementation of the official ``Maskformer``, sat.md §1).
+"""SAT: text-prompted 3D segmentation network (our implementation of the official ``Maskformer``, official SAT model/maskformer.py).
 
 Data flow for a crop (B, 1, X, Y, Z) and query embeddings (B, Q, 768):
 U-Net -> encoder skips + decoder features; every skip is block-averaged to the 1/32 token grid, concatenated

@@ -1,6 +1,6 @@
 """Factory for SAT's text encoders: ``build_text_encoder(kind, model_dir=..., config=...)``.
 
-Kinds (``sat.md`` section 1.5): ``"knowledge"`` (official ``'ours'``, the encoder of both released models),
+Kinds (official SAT ``model/text_encoder.py``): ``"knowledge"`` (official ``'ours'``, the encoder of both released models),
 ``"medcpt"`` and ``"basebert"`` (the paper's ablations), and ``"sentence"`` (ours: any local
 sentence-embedding model, default the offline all-MiniLM-L6-v2). Every encoder maps
 ``(terms, modality) -> (N, 768)`` query embeddings.

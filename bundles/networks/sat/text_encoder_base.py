@@ -2,7 +2,7 @@
 
 SAT turns every label into one 768-d query: the bare lower-cased label name goes through a text tower,
 and the modality is added as a learned embedding row (``modality_embed = nn.Embedding(4, 768)``; codes
-ct 0, mri 1, us 2, pet 3 — SAT ``model/text_encoder.py``, ``sat.md`` section 1.5). The modality is never
+ct 0, mri 1, us 2, pet 3 — SAT ``model/text_encoder.py``, official SAT model/maskformer.py). The modality is never
 part of the text.
 """
 

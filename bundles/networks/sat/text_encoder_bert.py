@@ -1,6 +1,6 @@
 """SAT's BERT text encoders (official ``'medcpt'`` and ``'basebert'``): CLS token + modality embedding.
 
-Recipe (``sat.md`` section 1.5; SAT ``model/text_encoder.py``): a BERT-base tower (``ncbi/MedCPT-Query-Encoder``
+Recipe (official SAT ``model/text_encoder.py``): a BERT-base tower (``ncbi/MedCPT-Query-Encoder``
 or ``bert-base-uncased``), the Hugging Face tokenizer with truncation, padding and ``max_length=64``, the
 CLS token of the last hidden state, + ``modality_embed``. No projection layer. Keys: ``model.*``,
 ``modality_embed.weight``.

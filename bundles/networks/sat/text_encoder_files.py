@@ -1,7 +1,7 @@
 """Reading Hugging Face model folders strictly offline (config, tokenizer, optional weights).
 
 The official SAT code downloads its text tower and tokenizer from the Hugging Face hub at run time
-(``sat.md`` section 8.1). Here every file comes from a local folder (``local_files_only=True``) and a
+(official SAT issues). Here every file comes from a local folder (``local_files_only=True``) and a
 missing folder or file is a :class:`~bundles.errors.ConfigurationError` that says what to put where.
 """
 

@@ -1,6 +1,6 @@
 """SAT's knowledge-enhanced text encoder (official ``'ours'``, ``Knowledge_Encoder``), used by both releases.
 
-Recipe (``sat.md`` section 1.5; SAT ``model/knowledge_encoder.py``):
+Recipe (official SAT ``model/knowledge_encoder.py``):
 
 - tower: an MPNet (``FremyCompany/BioLORD-2023-C``, all-mpnet-base-v2 geometry: vocab 30527, hidden 768,
   12 layers, 12 heads, FFN 3072, 514 positions, 32 relative-attention buckets);
@@ -37,7 +37,7 @@ MAX_TOKENS = 256
 
 
 def knowledge_tower_config() -> MPNetConfig:
-    """MPNet geometry of the released tower (all-mpnet-base-v2 / BioLORD-2023-C; ``sat.md`` section 1.5)."""
+    """MPNet geometry of the released tower (all-mpnet-base-v2 / BioLORD-2023-C; official SAT model/maskformer.py)."""
     return MPNetConfig(vocab_size=30527, max_position_embeddings=514)
 
 

@@ -1,4 +1,4 @@
-"""The plain-convolution U-Net backbone of SAT (official customised ``PlainConvUNet``, sat.md §1.1).
+"""The plain-convolution U-Net backbone of SAT (official customised ``PlainConvUNet``, official SAT model/maskformer.py).
 
 Encoder: ``n`` stages; stage ``s`` is ``StackedConvs`` (stride 1 for s = 0, else 2) wrapped in a Sequential
 (so its keys are ``encoder.stages.{s}.0.convs.{i}.*``). Decoder stage ``s`` (s = 0 lowest resolution):
