@@ -92,7 +92,7 @@ def test_free_text_passes_with_warning(vocab, caplog):
 
 
 def test_ultrasound_has_no_vocabulary(vocab):
-    with pytest.raises(PromptError, match="no terms at all"):
+    with pytest.raises(PromptError, match="no terms for modality .us."):
         vocab.match(["liver"], "us")
 
 

@@ -91,7 +91,7 @@ def _bundle_run(configs: list[str], overrides: dict[str, object]) -> float:
 
 
 def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = None, device: str = "auto",
-        official_model_dir: str | None = None) -> dict:
+        official_model_dir: str | None = None) -> None:
     """Run a main job end to end and print its Dice table.
 
     Args:
@@ -102,8 +102,7 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         official_model_dir: folder with converted official SAT-Nano weights (model.pt, text_encoder.pt,
             text_tower/): skip training and segment the test scan with them.
 
-    Returns:
-        the summary also written to ``<output_dir>/summary.json``.
+    Writes ``<output_dir>/summary.json`` (weights, timings, Dice per prompt, paths).
     """
     if job not in JOBS:
         raise SystemExit(f"error: unknown job {job!r}; choose one of {sorted(JOBS)}")
@@ -164,7 +163,6 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         print(f"liver Dice: {dice['liver']:.3f} (floor {spec.liver_floor}) {'OK' if ok else 'BELOW THE FLOOR: the pipeline is broken'}")
         if not ok:
             raise SystemExit(1)
-    return summary
 
 
 if __name__ == "__main__":

@@ -103,11 +103,20 @@ class CachedQueries:
         encoder_checkpoint: the text encoder's weights file; its hash names the cache, so other weights
             never reuse stale embeddings.
         encoder_factory: zero-argument callable building the (weightless) text encoder.
+        encoder_kind: the encoder kind, part of the cache name with the weights' hash (a different tower or
+            tokenizer with the same weights file must not reuse embeddings).
     """
 
-    def __init__(self, cache_dir: str | PathLike, encoder_checkpoint: str | PathLike, encoder_factory: Callable[[], torch.nn.Module]):
+    def __init__(
+        self,
+        cache_dir: str | PathLike,
+        encoder_checkpoint: str | PathLike,
+        encoder_factory: Callable[[], torch.nn.Module],
+        encoder_kind: str = "",
+    ):
         self.encoder_checkpoint = Path(encoder_checkpoint)
-        self.cache = QueryEmbeddingCache(cache_dir, encoder_id_from_file(self.encoder_checkpoint))
+        encoder_id = encoder_id_from_file(self.encoder_checkpoint)
+        self.cache = QueryEmbeddingCache(cache_dir, f"{encoder_kind}-{encoder_id}" if encoder_kind else encoder_id)
         self.encoder_factory = encoder_factory
         self._encoder: torch.nn.Module | None = None
 

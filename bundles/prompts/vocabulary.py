@@ -190,8 +190,6 @@ class SATVocabulary:
                 f"missing in the prompt list: pass them as separate terms"
             )
         message = f"text prompt {text!r} is not in the SAT vocabulary for {modality}"
-        if not self._names[modality]:
-            message += " (SAT has no terms at all for this modality)"
         others = [m for m in MODALITIES if m != modality and text in self._sets[m]]
         if others:
             message += f" (it exists only for {', '.join(others)}: check the modality)"
