@@ -181,7 +181,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                     if self.tracker is not None:
                         self.tracker.log_metrics(metrics, self.step)
-                    logger.info("step %d/%d loss %.4f lr %.2e", self.step, self.max_steps, metrics["loss"], lr)
+                    if self.rank == 0:
+                        logger.info("step %d/%d loss %.4f lr %.2e", self.step, self.max_steps, metrics["loss"], lr)
                     running, count, start = 0.0, 0, time.perf_counter()
                 if self.step % self.checkpoint_every == 0 or self.step == self.max_steps:
                     self.checkpoint()
