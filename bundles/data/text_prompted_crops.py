@@ -17,10 +17,12 @@ from os import PathLike
 
 import numpy as np
 import torch
+from monai.data import MetaTensor
 
 from bundles.engines.cases import Case, parse_cases
 from bundles.errors import BundleInputError
 from bundles.io.readers import read_image
+from bundles.io.reference_masks import values_by_term
 from bundles.io.resample import resample_to_grid
 from bundles.prompts.vocabulary import normalize_modality
 from bundles.transforms.sat_preprocessing import SATPreprocessing
@@ -46,16 +48,11 @@ def prepare_case(case: Case, preprocessing: SATPreprocessing) -> PreparedCase:
         raise BundleInputError(case.image, "a training case needs 'mask' (label map) and 'legend' (value -> term)")
     image, grid = read_image(case.image)
     labels, label_grid = read_image(case.mask)
-    if label_grid.shape != grid.shape or not np.allclose(label_grid.affine, grid.affine, atol=1e-3):
-        labels = resample_to_grid(labels, label_grid.affine, grid, mode="nearest")
-    labels = type(image)(torch.as_tensor(np.asarray(labels)).float(), affine=image.affine.clone())
+    labels = MetaTensor(resample_to_grid(labels, label_grid.affine, grid, mode="nearest"), affine=image.affine.clone())
     modality = normalize_modality(case.modality)
     pre_image, pre_labels = preprocessing(image, modality, labels)
-    values_of: dict[str, list[int]] = {}
-    for value, term in case.legend.items():
-        values_of.setdefault(term, []).append(int(value))
     return PreparedCase(
-        case.id, pre_image.as_tensor().float(), pre_labels[0].as_tensor().numpy().astype(np.int16), values_of, modality,
+        case.id, pre_image.as_tensor().float(), pre_labels[0].as_tensor().numpy().astype(np.int16), values_by_term(case.legend), modality,
         case.dataset or "-",
     )
 

@@ -17,7 +17,15 @@ from bundles.io.grid import ImageGrid
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
 
-__all__ = ["load_reference_masks"]
+__all__ = ["load_reference_masks", "values_by_term"]
+
+
+def values_by_term(legend: Mapping[int, str]) -> dict[str, list[int]]:
+    """Invert a legend (label value -> term) into term -> label values (several values may share a term)."""
+    values_of: dict[str, list[int]] = {}
+    for value, term in legend.items():
+        values_of.setdefault(term, []).append(int(value))
+    return values_of
 
 
 def load_reference_masks(
@@ -32,9 +40,7 @@ def load_reference_masks(
         BundleInputError: unreadable file, or a term the legend does not name.
     """
     labels, label_grid = read_image(path)
-    values_of = {}
-    for value, term in legend.items():
-        values_of.setdefault(term, []).append(int(value))
+    values_of = values_by_term(legend)
     missing = [t for t in terms if t not in values_of]
     if missing:
         raise BundleInputError(path, f"the legend names no label for {missing}; it has {sorted(values_of)}")
