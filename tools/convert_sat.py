@@ -22,11 +22,11 @@ from bundles.checkpoints.sat import convert_official_sat_detailed, export_offici
 from bundles.checkpoints.release import file_sha256, write_release_record
 from bundles.checkpoints.sat_text_encoder import convert_official_text_encoder, export_official_text_encoder
 from bundles.errors import install_excepthook
-from bundles.io.atomic import atomic_write
+from bundles.io.atomic import atomic_torch_save
 
 
 def _save(obj: object, output: str) -> Path:
-    return atomic_write(output, lambda tmp: torch.save(obj, tmp))
+    return atomic_torch_save(obj, output)
 
 
 def segmentation(checkpoint: str, variant: str = "nano", output: str = "models/model.pt", deep_supervision: bool = True) -> dict:

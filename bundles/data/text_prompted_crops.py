@@ -18,6 +18,7 @@ from os import PathLike
 import numpy as np
 import torch
 from monai.data import MetaTensor
+from monai.transforms import Randomizable
 
 from bundles.engines.cases import Case, parse_cases
 from bundles.errors import BundleInputError
@@ -93,6 +94,9 @@ class TextPromptedCropSampler:
         jitter: maximum shift of the crop centre away from the sampled voxel, as a fraction of the crop.
         image_augmentation: callable applied to the ``(1, *roi)`` image crop (MONAI array transforms).
         spatial_augmentation: callable applied to ``{'image', 'label'}`` crops (e.g. ``RandZoomd``).
+            MONAI random transforms keep a random state of their own that ``set_determinism`` does not
+            touch; before every sample both augmentations are reseeded from this sampler's generator, so
+            the sample stream depends on ``seed`` alone and resumes exactly from a checkpoint.
         slab_prob: probability of keeping only a random slab along the last axis (the rest zeroed in image
             and labels), which teaches the model thin scans padded to the window.
         seed: random seed (offset by ``rank`` under distributed training).
@@ -153,6 +157,7 @@ class TextPromptedCropSampler:
         starts = _crop_window(center, case.labels.shape, self.roi, jitter)
         image = torch.from_numpy(_extract(case.image.numpy(), starts, self.roi))
         labels = torch.from_numpy(_extract(case.labels, starts, self.roi).astype(np.float32))[None]
+        self._reseed_augmentations()
         if self.spatial_augmentation is not None:
             out = self.spatial_augmentation({"image": image, "label": labels})
             image, labels = torch.as_tensor(out["image"]), torch.as_tensor(out["label"]).round()
@@ -167,6 +172,11 @@ class TextPromptedCropSampler:
         if self.image_augmentation is not None:
             image = torch.as_tensor(self.image_augmentation(image))
         return self._queries(case, image.float(), labels[0].numpy().astype(np.int16))
+
+    def _reseed_augmentations(self) -> None:
+        for augmentation in (self.spatial_augmentation, self.image_augmentation):
+            if isinstance(augmentation, Randomizable):
+                augmentation.set_random_state(seed=int(self.rng.integers(2**31)))
 
     def _queries(self, case: PreparedCase, image: torch.Tensor, labels: np.ndarray) -> dict:
         crop_voxels = labels.size

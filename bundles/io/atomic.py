@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
@@ -10,7 +11,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_json"]
+__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_json"]
 
 
 def atomic_write(path: str | PathLike, write_fn: Callable[[Path], Any]) -> Path:
@@ -40,3 +41,17 @@ def atomic_write_json(path: str | PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically (see :func:`atomic_write`)."""
     text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: str | PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write`).
+
+    The object is serialised through memory, so the archive's inner folder has torch's fixed name rather than
+    the temporary file's: the same tensors always give a byte-identical file (comparable by checksum).
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))

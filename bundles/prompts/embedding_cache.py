@@ -18,7 +18,7 @@ from torch import nn
 
 from bundles.checkpoints.release import file_sha256
 from bundles.errors import CheckpointError, ConfigurationError, PromptError
-from bundles.io.atomic import atomic_write
+from bundles.io.atomic import atomic_torch_save
 from bundles.prompts.vocabulary import load_sat_vocabulary, normalize_modality, normalize_term
 
 __all__ = ["QueryEmbeddingCache", "encoder_id_from_file"]
@@ -110,7 +110,7 @@ class QueryEmbeddingCache:
                 encoder.train(was_training)
             self._rows.update({k: row.detach().float().cpu().clone() for k, row in zip(missing, rows)})
             snapshot = dict(self._rows)
-            atomic_write(self.path, lambda tmp: torch.save(snapshot, tmp))
+            atomic_torch_save(snapshot, self.path)
             logger.info("embedding cache %s: added %d rows", self.path, len(missing))
         return self.lookup(terms, modality)
 

@@ -117,10 +117,11 @@ class SentenceEncoder(TextQueryEncoder):
             self._memo.clear()
             return self._run_tower(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
-        if missing:
-            with torch.no_grad():
-                features = self._run_tower(missing)
-            self._memo.update({t: f.cpu() for t, f in zip(missing, features)})
+        # one text at a time: a memoised feature never depends on which texts shared its padded batch,
+        # so training is reproducible whatever order the terms first appear in
+        with torch.no_grad():
+            for text in missing:
+                self._memo[text] = self._run_tower([text])[0].cpu()
         return torch.stack([self._memo[t] for t in texts]).to(self.device)
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
