@@ -42,7 +42,7 @@ def workspace(tmp_path_factory) -> dict:
     (root / "train.jsonl").write_text(json.dumps(cases[0]) + "\n")
     (root / "test.jsonl").write_text(json.dumps({**cases[1], "id": "held_out"}) + "\n")
     overrides = dict(bundle_root=str(BUNDLE), train_data=str(root / "train.jsonl"), model_dir=str(root / "model"),
-                     ckpt_dir=str(root / "ckpt"), tracking_uri=f"sqlite:///{root / 'mlruns.db'}")
+                     export_dir=str(root / "model"), ckpt_dir=str(root / "ckpt"), tracking_uri=f"sqlite:///{root / 'mlruns.db'}")
     run(config_file=TRAIN, max_steps=2, run_name="first", **overrides)
     return {"root": root, "overrides": overrides, "test_case": cases[1]}
 
@@ -134,3 +134,28 @@ def test_cli_segments_a_dicom_series_and_writes_dicom_seg(workspace, tmp_path):
     assert seg.shape == grid.shape
     np.testing.assert_allclose(seg.affine, grid.affine, atol=1e-5)
     assert (out / "series" / "seg.dcm").is_file()
+
+
+@pytest.mark.parametrize("bundle", ["sat_nano", "sat_pro"])
+def test_every_optional_step_of_the_shipped_configs_runs(workspace, tmp_path, bundle):
+    """Largest component, bf16 weights, DICOM-SEG and evaluation on in one run of each bundle's inference
+    config: a package that one of these steps imports lazily (scikit-image, highdicom, scipy, matplotlib)
+    and that the install does not bring fails here, not on a user's machine."""
+    from bundles.io.dicom_series import write_dicom_series
+
+    phantom = make_ct_phantom(7, shape=(96, 80, 24), spacing=(1.6, 1.6, 6.0))
+    series = tmp_path / "series"
+    write_dicom_series(phantom.image, phantom.affine, series, patient_id="PHANTOM7", series_description="phantom")
+    nib.save(nib.Nifti1Image(phantom.labels, phantom.affine), tmp_path / "label.nii.gz")
+    legend = {str(k): v for k, v in phantom.legend.items() if v in ("liver", "spleen")}
+    case = {"id": "case7", "image": str(series), "mask": str(tmp_path / "label.nii.gz"), "legend": legend, "modality": "ct"}
+    (tmp_path / "test.jsonl").write_text(json.dumps(case) + "\n")
+    root = Path(__file__).resolve().parents[1] / bundle
+    configs = [str(root / "configs/inference.json"), str(BUNDLE / "configs/demo.json"), TINY, str(root / "configs/evaluate.json")]
+    out = tmp_path / "out"
+    run(config_file=configs, bundle_root=str(root), model_dir=workspace["overrides"]["model_dir"],
+        test_data=str(tmp_path / "test.jsonl"), output_dir=str(out), keep_largest_component=True,
+        bfloat16_weights=True, dicom_seg=True, input_dict={"cases": str(tmp_path / "test.jsonl"), "prompts": ["liver", "spleen"]})
+    assert (out / "case7" / "seg.dcm").stat().st_size > 0
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 2
+    assert (out / "dice_per_class.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,6 +8,7 @@ is a :class:`~bundles.errors.CheckpointError` that lists the keys before any inf
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Iterable, Mapping
 from os import PathLike
@@ -131,5 +132,38 @@ def load_weights(module: torch.nn.Module, path: str | PathLike) -> torch.nn.Modu
     Raises:
         CheckpointError: missing/unreadable file, or keys/shapes that do not fit (listed).
     """
-    load_state_dict_strict(module, read_state_dict(path), source=str(path))
+    state = read_state_dict(path)
+    try:
+        load_state_dict_strict(module, state, source=str(path))
+    except CheckpointError as error:
+        hint = _trained_with(Path(path))
+        if hint is None:
+            raise
+        expected = module.state_dict()
+        differing = sorted(set(expected) ^ set(state)) + sorted(
+            k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
+        )
+        raise CheckpointError(
+            f"{path}: does not fit the network of this config ({len(differing)} tensors differ, e.g. {differing[0]}); {hint}"
+        ) from error
     return module
+
+
+#: Config files that start a run rather than describe the model (replaced by the inference config in hints).
+_RUN_CONFIGS = ("train.json", "multi_gpu_train.json", "inference.json", "evaluate.json")
+
+
+def _trained_with(path: Path) -> str | None:
+    """What ``training.json`` beside a trained model says about the configs that built it, as a hint."""
+    card = path.parent / "training.json"
+    try:
+        files = json.loads(card.read_text(encoding="utf-8")).get("config_files") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    overlays = [f for f in files if Path(f).name not in _RUN_CONFIGS]
+    if not files:
+        return None
+    if not overlays:
+        return f"it was trained with {', '.join(files)} (see {card}); use the same network settings"
+    shown = ",".join(f"'{f}'" for f in ["configs/inference.json", *overlays])
+    return f"it was trained with {' + '.join(files)} (see {card}); add the same overlay: --config_file \"[{shown}]\""

@@ -1,10 +1,14 @@
 """A small step-based training loop with crash-safe checkpoints, resume, AMP, MLflow and DDP.
 
 ``model(batch)`` returns the loss. Every ``checkpoint_every`` steps (and at the end) ``last.pt`` in
-``checkpoint_dir`` is replaced atomically with the model, optimiser, scheduler, step count and the batch
-iterator's random state; a new run finds it and continues at the same step. Under ``torchrun`` the model is
-wrapped in DistributedDataParallel (``find_unused_parameters=True``: padded or unused query branches get no
-gradient) and only rank 0 logs, checkpoints and exports.
+``checkpoint_dir`` is replaced atomically with the model, optimiser, scheduler, step count, the batch
+iterator's random state and the run's identity (:mod:`bundles.engines.run_identity`). A new invocation with
+the same identity finds it and continues at the same step; one with another identity (other data, settings,
+pretrained weights or code) is refused, unless ``resume="force"``. A run that would train 0 steps (already
+finished) is refused unless ``reuse_finished``. Exports never go into the folder of the weights the run
+loaded (``protected``), and each export folder gets ``training.json`` (identity, config, steps, checksums).
+Under ``torchrun`` the model is wrapped in DistributedDataParallel (``find_unused_parameters=True``: padded
+or unused query branches get no gradient) and only rank 0 logs, checkpoints and exports.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,12 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from bundles.checkpoints.release import file_sha256
+from bundles.engines.run_identity import identity_differences
 from bundles.engines.tracking import MLflowTracker
+from bundles.errors import ConfigurationError
 from bundles.inferers.precision import autocast, resolve_device
-from bundles.io.atomic import atomic_write
+from bundles.io.atomic import atomic_torch_save, atomic_write_json
 
 __all__ = ["Trainer", "warmup_cosine"]
 
@@ -43,10 +50,6 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
     return factor
 
 
-def _save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
 class Trainer:
     """Train ``model`` for ``max_steps`` optimiser steps.
 
@@ -63,8 +66,19 @@ class Trainer:
         checkpoint_every: steps between checkpoints.
         log_every: steps between log lines and MLflow metric points.
         tracker: MLflow tracker (rank 0 only), or None.
-        exports: ``{path: module}`` plain state dicts written at the end (e.g. ``models/model.pt``).
+        exports: ``{path: module}`` plain state dicts written at the end (e.g. ``runs/train/model/model.pt``).
         progress: show a progress bar.
+        identity: this run's identity (:func:`bundles.engines.run_identity.run_identity`), stored in the
+            checkpoint and compared on resume; None skips the comparison.
+        resume: "auto" (resume a checkpoint of the same identity, refuse another) or "force" (resume it anyway).
+        reuse_finished: when the checkpoint has already reached ``max_steps``, export it again instead of
+            refusing a run that would train 0 steps.
+        protected: weights files this run loaded; no export may go into their folders.
+        model_card: extra facts for ``training.json`` beside the exports (config files, merged config).
+
+    Raises:
+        ConfigurationError: an export would land beside the loaded weights, ``resume`` is unknown, the
+            checkpoint belongs to another run, or the run is finished (see above); all before any step.
     """
 
     def __init__(
@@ -84,7 +98,14 @@ class Trainer:
         tracker: MLflowTracker | None = None,
         exports: Mapping[str, torch.nn.Module] | None = None,
         progress: bool = True,
+        identity: Mapping[str, str] | None = None,
+        resume: str = "auto",
+        reuse_finished: bool = False,
+        protected: Sequence[str | PathLike] = (),
+        model_card: Mapping[str, Any] | None = None,
     ):
+        if resume not in ("auto", "force"):
+            raise ConfigurationError(f"resume must be 'auto' or 'force', got {resume!r}")
         self.device = resolve_device(device)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
@@ -106,8 +127,24 @@ class Trainer:
         self.tracker = tracker if self.rank == 0 else None
         self.exports = dict(exports or {})
         self.progress = progress and self.rank == 0
+        self.identity = dict(identity) if identity is not None else None
+        self.resume_mode = resume
+        self.reuse_finished = reuse_finished
+        self.model_card = dict(model_card or {})
+        self._check_exports(protected)
         self.step = 0
         self._previous_run: str | None = None
+
+    def _check_exports(self, protected: Sequence[str | PathLike]) -> None:
+        loaded = {Path(p).resolve().parent: Path(p) for p in protected}
+        for path in self.exports:
+            folder = Path(path).resolve().parent
+            if folder in loaded:
+                raise ConfigurationError(
+                    f"{path}: the trained weights would be written into {folder}, the folder this run loads its "
+                    f"pretrained weights from ({loaded[folder].name}); export to the run's own folder instead "
+                    "(--export_dir, default <ckpt_dir>/model)"
+                )
 
     def _state(self) -> dict[str, Any]:
         state = {
@@ -116,6 +153,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "run_id": self.tracker.run_id if self.tracker else None,
+            "identity": self.identity,
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
@@ -128,6 +166,16 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        if self.identity is not None:
+            differences = identity_differences(state.get("identity"), self.identity)
+            if differences and self.resume_mode != "force":
+                raise ConfigurationError(
+                    f"{self.checkpoint_path}: this checkpoint belongs to another training run (its "
+                    f"{', '.join(differences)} differ from this one's); to start this run, choose a new --ckpt_dir "
+                    f"(or delete {self.checkpoint_path.parent}); to continue that run anyway, pass --resume force"
+                )
+            if differences:
+                logger.warning("resuming %s although its %s differ (--resume force)", self.checkpoint_path, ", ".join(differences))
         self.model.load_state_dict(state["model"], strict=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -143,11 +191,21 @@ class Trainer:
     def checkpoint(self) -> None:
         if self.rank == 0:
             self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-            _save(self._state(), self.checkpoint_path)
+            atomic_torch_save(self._state(), self.checkpoint_path)
 
     def run(self) -> dict[str, float]:
-        """Train until ``max_steps``; return the last logged metrics."""
+        """Train until ``max_steps``; export; return the last logged metrics."""
         self.resume()
+        if self.step >= self.max_steps:
+            if not self.reuse_finished:
+                raise ConfigurationError(
+                    f"{self.checkpoint_path}: this run already finished at step {self.step} (max_steps {self.max_steps}), "
+                    "so 0 steps would be trained; raise --max_steps to train on, choose a new --ckpt_dir for a new "
+                    "run, or pass --reuse_finished True to export its weights again"
+                )
+            logger.info("%s already finished at step %d; exporting its weights", self.checkpoint_path, self.step)
+            self._export()
+            return {}
         if self.tracker is not None:
             self.tracker.start(resumed_from=self._previous_run)
         self.model.train()
@@ -191,9 +249,18 @@ class Trainer:
             bar.close()
             if self.tracker is not None:
                 self.tracker.end(status)
-        if self.rank == 0:
-            for path, module in self.exports.items():
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                _save(module.state_dict(), Path(path))
-                logger.info("wrote %s", path)
+        self._export()
         return metrics
+
+    def _export(self) -> None:
+        """Rank 0: write every export atomically, then ``training.json`` in each export folder."""
+        if self.rank != 0 or not self.exports:
+            return
+        for path, module in self.exports.items():
+            atomic_torch_save(module.state_dict(), Path(path))
+        for folder in sorted({Path(p).parent for p in self.exports}):
+            files = {Path(p).name: file_sha256(p) for p in self.exports if Path(p).parent == folder}
+            card = {"step": self.step, "identity": self.identity, "checkpoint": str(self.checkpoint_path.resolve()),
+                    "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files_sha256": files, **self.model_card}
+            atomic_write_json(folder / "training.json", card)
+            logger.info("exported the trained weights (%s) to %s", ", ".join(files), folder.resolve())
