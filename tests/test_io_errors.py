@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import json
+import logging
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from bundles.errors import BundleInputError, ConfigurationError
-from bundles.io.dicom_series import write_dicom_series
+from bundles.io import writers
+from bundles.io.dicom_series import dicom_series_case_id, write_dicom_series
 from bundles.io.readers import read_image
 from bundles.io.writers import write_segmentation
 from bundles.transforms.intensity_checks import check_ct_intensities
@@ -184,3 +187,62 @@ def test_writer_refuses_bad_arguments_before_writing(tmp_path):
     with pytest.raises(ConfigurationError, match="not a DICOM series"):
         write_segmentation(good, ["a"], grid, out, dicom_seg=True)
     assert not out.exists()
+
+
+def test_series_in_a_subfolder_is_named(tmp_path):
+    upload = tmp_path / "upload"
+    series = upload / "patient" / "study 1" / "CT abdomen"
+    write_dicom_series(_ct(seed=3), np.diag([-0.8, -0.8, 2.0, 1.0]), series)
+    (upload / "patient" / "DICOMDIR.txt").write_text("index, not an image")
+    error = _assert_refused(upload, tmp_path, f"the series is in {series}; pass that folder")
+    assert error.path == str(upload)
+    with pytest.raises(BundleInputError, match="pass that folder"):
+        dicom_series_case_id(upload)
+    image, grid = read_image(series)  # the named folder is the one that works
+    assert grid.shape == (12, 10, 6) and len(grid.dicom_files) == 6
+    write_dicom_series(_ct(seed=4), np.diag([-0.8, -0.8, 2.0, 1.0]), upload / "other", seed="other")
+    error = _assert_refused(upload, tmp_path, "2 of its sub-folders do")
+    assert str(series) in str(error) and str(upload / "other") in str(error) and "the series is in" not in str(error)
+
+
+def _dicom_grid(tmp_path):
+    files = write_dicom_series(_ct(seed=5), np.diag([-0.8, -0.8, 2.0, 1.0]), tmp_path / "dicom")
+    return files, read_image(tmp_path / "dicom")[1]
+
+
+def _assert_nifti_outputs_and_reported(paths, out, expected, caplog):
+    assert (out / "seg.nii.gz").is_file() and (out / "masks" / "bone.nii.gz").is_file()
+    assert nib.load(out / "seg.nii.gz").shape == (12, 10, 6)
+    assert not (out / "seg.dcm").exists() and "dicom_seg" not in paths
+    assert expected in paths["dicom_seg_error"] and "\n" not in paths["dicom_seg_error"]
+    legend = json.loads((out / "legend.json").read_text())
+    assert legend["labels"] == {"1": "bone"} and legend["dicom_seg_error"] == paths["dicom_seg_error"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "bundles.io.writers"]
+    assert len(warnings) == 1
+    line = warnings[0].getMessage()
+    assert str(out) in line and expected in line and "\n" not in line
+
+
+def test_dicom_seg_failure_keeps_nifti_outputs(tmp_path, monkeypatch, caplog):
+    _, grid = _dicom_grid(tmp_path)
+    masks = np.zeros((1, 12, 10, 6), bool)
+    masks[0, 2:5, 3:6, 1:4] = True
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("highdicom exploded\non two lines")
+
+    monkeypatch.setattr(writers, "build_dicom_seg", broken)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        paths = write_segmentation(masks, ["bone"], grid, out)
+    _assert_nifti_outputs_and_reported(paths, out, "RuntimeError: highdicom exploded on two lines", caplog)
+    np.testing.assert_array_equal(np.asarray(nib.load(paths["mask:bone"]).dataobj).astype(bool), masks[0])
+
+
+def test_vanished_source_slice_is_reported_not_raised(tmp_path, caplog):
+    files, grid = _dicom_grid(tmp_path)
+    files[3].unlink()  # the series changed between reading and writing
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        paths = write_segmentation(np.ones((1, 12, 10, 6), bool), ["bone"], grid, out)
+    _assert_nifti_outputs_and_reported(paths, out, f"BundleInputError: {files[3]}: source DICOM slice cannot be read", caplog)

@@ -14,7 +14,7 @@ from bundles.io.atomic import atomic_write
 from bundles.io.grid import ImageGrid
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
-from bundles.io.writers import label_map, write_segmentation
+from bundles.io.writers import label_map, mask_volumes_ml, write_segmentation
 
 PIXDIM = (0.789062, 0.789062, 2.5)  # non-round float32 pixdims (field report)
 SHAPE = (48, 40, 14)
@@ -150,3 +150,33 @@ def test_atomic_write_removes_temp_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     atomic_write(target, lambda tmp: tmp.write_text("done"))
     assert target.read_text() == "done" and [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_legend_has_volumes_provenance_and_absolute_source(tmp_path, monkeypatch):
+    affine = np.diag([2.0, 1.5, 3.0, 1.0])  # 9 mm^3 per voxel
+    affine[:3, 3] = [-40.0, 12.0, 7.5]
+    data = np.random.default_rng(2).integers(-1000, 1000, (20, 16, 12)).astype(np.int16)
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "case.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    _, grid = read_image("case.nii.gz")  # a relative path, as a user types it
+    assert grid.source == "case.nii.gz"
+    masks = np.zeros((3, 20, 16, 12), bool)
+    masks[0, 0:10, 0:10, 0:10] = True  # 1000 voxels = 9000 mm^3 = 9 ml
+    masks[1, 5, 5, 5] = True  # one voxel = 0.009 ml
+    provenance = {"model": "SAT-Nano", "weights": tmp_path / "nano.pth", "weights_sha256": "ab" * 32}
+    paths = write_segmentation(masks, ["liver", "lesion", "spleen"], grid, "out", provenance=provenance)
+    legend = json.loads(paths["legend"].read_text())
+    assert legend["volumes_ml"] == pytest.approx({"liver": 9.0, "lesion": 0.009, "spleen": 0.0}, rel=1e-12)
+    assert legend["voxels"] == {"liver": 1000, "lesion": 1, "spleen": 0}
+    assert legend["source"] == str(tmp_path / "case.nii.gz")
+    assert legend["model"] == "SAT-Nano" and legend["weights"] == str(tmp_path / "nano.pth")
+    assert legend["weights_sha256"] == "ab" * 32
+    assert "dicom_seg" not in legend and "dicom_seg_error" not in legend
+    # a sheared grid: the voxel volume is |det|, not the product of the column norms
+    sheared = ImageGrid((20, 16, 12), np.array([[2.0, 1.0, 0, 0], [0, 1.5, 0, 0], [0, 0, 3.0, 0], [0, 0, 0, 1]]), "x")
+    assert mask_volumes_ml(masks[:1], ["liver"], sheared) == pytest.approx({"liver": 9.0})
+    with pytest.raises(ValueError, match="provenance key 'labels'"):
+        write_segmentation(masks, ["liver", "lesion", "spleen"], grid, "refused", provenance={"labels": "x"})
+    with pytest.raises(ValueError, match="cannot be written to legend.json"):
+        write_segmentation(masks, ["liver", "lesion", "spleen"], grid, "refused", provenance={"when": object()})
+    assert not (tmp_path / "refused").exists()

@@ -1,7 +1,11 @@
-"""``write_dicom_series``: a CT volume as a single-frame DICOM series that ``read_image`` reads back exactly."""
+"""``write_dicom_series``: a CT volume as a single-frame DICOM series that ``read_image`` reads back exactly;
+``dicom_series_case_id``: a readable, file-name-safe case id for a DICOM series folder."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from os import PathLike
 from pathlib import Path
 
@@ -10,10 +14,12 @@ import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
+from bundles.errors import BundleInputError
 from bundles.io.atomic import atomic_write
 from bundles.io.dicom_geometry import LPS_TO_RAS
+from bundles.io.validation import check_exists, check_single_series, read_dicom_image_header
 
-__all__ = ["write_dicom_series", "HU_INTERCEPT"]
+__all__ = ["write_dicom_series", "dicom_series_case_id", "HU_INTERCEPT"]
 
 HU_INTERCEPT = -1024.0
 """RescaleIntercept written to every slice (stored value = HU + 1024, slope 1), the usual CT convention."""
@@ -103,3 +109,48 @@ def write_dicom_series(
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
         paths.append(atomic_write(out_dir / f"slice_{k:04d}.dcm", lambda tmp, d=ds: pydicom.dcmwrite(tmp, d, write_like_original=False)))
     return paths
+
+
+_CASE_ID_PART_MAX = 64
+"""Longest part of a case id (the LO limit of PatientID/SeriesDescription, PS3.5 table 6.2-1)."""
+
+_UID_TAIL = 8
+"""Characters of the SeriesInstanceUID's end that make a case id unique per series."""
+
+
+def _safe_part(value: object) -> str:
+    """``value`` with every run of characters outside ``[A-Za-z0-9._-]`` as one ``_``, without leading or
+    trailing ``._-`` (no hidden files, no ``..``), at most 64 characters."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(value or "").strip())
+    return text.strip("._-")[:_CASE_ID_PART_MAX].strip("._-")
+
+
+def dicom_series_case_id(folder: str | PathLike) -> str:
+    """Readable, file-name-safe case id of the DICOM series in ``folder``, from one slice header.
+
+    The id is ``<PatientID>_<SeriesDescription>_<last 8 characters of SeriesInstanceUID>``; missing or empty
+    parts are skipped, characters outside ``[A-Za-z0-9._-]`` become ``_``. Two series (different
+    SeriesInstanceUIDs) of the same patient and description differ in the UID part. Without a
+    SeriesInstanceUID the last part is 8 hex digits of a hash of the absolute folder path instead, so the id
+    never degenerates to the folder's own name (``dicom``) or to nothing. Only the first file (sorted by name)
+    that is a DICOM image is read, without its pixels.
+
+    Raises:
+        BundleInputError: ``folder`` does not exist, is a file, or holds no DICOM image (names the sub-folder
+            holding the series when there is exactly one, see :func:`~bundles.io.validation.check_single_series`).
+    """
+    folder = check_exists(folder)
+    if not folder.is_dir():
+        raise BundleInputError(folder, "is a file; a case id is made for the folder that holds a DICOM series")
+    header = None
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if (header := read_dicom_image_header(path)) is not None:
+            break
+    if header is None:
+        check_single_series({}, folder)  # raises, naming a sub-folder that holds the series
+    uid = str(header.get("SeriesInstanceUID", "") or "").strip()
+    tail = _safe_part(uid[-_UID_TAIL:]) if uid else ""
+    if not tail:
+        tail = hashlib.sha1(os.path.abspath(folder).encode("utf-8")).hexdigest()[:_UID_TAIL]
+    parts = [_safe_part(header.get("PatientID")), _safe_part(header.get("SeriesDescription")), tail]
+    return "_".join(p for p in parts if p)

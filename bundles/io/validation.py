@@ -6,11 +6,14 @@ also usable on its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
 
 from bundles.errors import BundleInputError
 
@@ -21,6 +24,9 @@ __all__ = [
     "check_spacing",
     "squeeze_to_3d",
     "check_voxels",
+    "read_dicom_image_header",
+    "is_dicom_image",
+    "find_dicom_series_folders",
     "check_single_series",
     "check_slice_positions",
 ]
@@ -111,9 +117,73 @@ def check_voxels(volume: np.ndarray, path: str | PathLike) -> None:
         raise BundleInputError(path, f"image is constant (every voxel = {float(low)}); there is nothing to segment")
 
 
-def check_single_series(series: Mapping[str, Sequence[Path]], folder: str | PathLike) -> None:
-    """Refuse a folder with no DICOM image or with images of several SeriesInstanceUIDs (listed)."""
+def read_dicom_image_header(path: str | PathLike) -> pydicom.Dataset | None:
+    """The header (no pixels) of ``path`` if it is a DICOM file with image pixels (``Rows`` present), else None.
+
+    Files that are not DICOM (no ``DICM`` preamble), unreadable or truncated give None, never an error.
+    """
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError, TypeError, AttributeError, KeyError):
+        return None
+    return header if "Rows" in header else None
+
+
+def is_dicom_image(path: str | PathLike) -> bool:
+    """True when ``path`` is a DICOM image file (see :func:`read_dicom_image_header`)."""
+    return read_dicom_image_header(path) is not None
+
+
+def _holds_dicom_image(folder: str, file_names: Sequence[str]) -> bool:
+    return any(not name.startswith(".") and is_dicom_image(os.path.join(folder, name)) for name in sorted(file_names))
+
+
+def find_dicom_series_folders(folder: str | PathLike, limit: int = 6) -> list[Path]:
+    """Sub-folders of ``folder`` (any depth, ``folder`` itself excluded) that directly hold DICOM image files.
+
+    Hidden folders (``.name``) are skipped and symbolic links are not followed. The walk is sorted and stops
+    after ``limit`` folders, so a huge archive root costs at most one header read per file until then.
+
+    Returns:
+        Up to ``limit`` folders, in sorted walk order (a parent before its children).
+    """
+    found: list[Path] = []
+    root = os.fspath(folder)
+    for current, dirs, file_names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if current != root and _holds_dicom_image(current, file_names):
+            found.append(Path(current))
+            if len(found) >= limit:
+                break
+    return found
+
+
+def check_single_series(
+    series: Mapping[str, Sequence[Path]], folder: str | PathLike, *, search_subfolders: bool = True
+) -> None:
+    """Refuse a folder with no DICOM image or with images of several SeriesInstanceUIDs (listed).
+
+    A folder without DICOM images of its own whose sub-folders (any depth) hold some is named in the error:
+    with exactly one such sub-folder, ``"the series is in <sub-folder>; pass that folder"``; with several, the
+    first few are listed. ``search_subfolders=False`` skips that walk.
+
+    Args:
+        series: SeriesInstanceUID -> image files found directly in ``folder``.
+        folder: the folder given as the image.
+    """
     if not series:
+        subfolders = find_dicom_series_folders(folder) if search_subfolders else []
+        if len(subfolders) == 1:
+            raise BundleInputError(
+                folder, f"folder holds no DICOM image files itself; the series is in {subfolders[0]}; pass that folder"
+            )
+        if subfolders:
+            listing = ", ".join(str(p) for p in subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+            raise BundleInputError(
+                folder,
+                f"folder holds no DICOM image files itself but {'more than 5' if len(subfolders) > 5 else len(subfolders)}"
+                f" of its sub-folders do ({listing}); pass the folder of one series",
+            )
         raise BundleInputError(folder, "folder holds no DICOM image files; pass a folder with one DICOM series or a NIfTI/NRRD/MHA file")
     if len(series) > 1:
         listing = "; ".join(f"{uid} ({len(files)} files)" for uid, files in sorted(series.items()))

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
 from bundles.errors import ConfigurationError
 from bundles.io.atomic import atomic_write, atomic_write_json
-from bundles.io.dicom_seg import build_dicom_seg
+from bundles.io.dicom_seg import DEFAULT_ALGORITHM_NAME, DEFAULT_SERIES_DESCRIPTION, build_dicom_seg
 from bundles.io.grid import ImageGrid
 
-__all__ = ["OVERLAP_RULE", "safe_name", "label_map", "label_image", "write_segmentation"]
+__all__ = ["OVERLAP_RULE", "safe_name", "label_map", "label_image", "mask_volumes_ml", "write_segmentation"]
+
+logger = logging.getLogger(__name__)
 
 OVERLAP_RULE = (
     "a voxel covered by several masks takes the label of the smallest mask (fewest voxels; ties go to the"
@@ -88,6 +94,51 @@ def _check_arguments(masks: np.ndarray, names: Sequence[str], grid: ImageGrid, d
     return masks
 
 
+_LEGEND_KEYS = ("labels", "files", "seg", "overlap_rule", "source", "voxels", "volumes_ml", "dicom_seg", "dicom_seg_error")
+"""Keys :func:`write_segmentation` writes into legend.json itself; provenance may not reuse them."""
+
+
+def _check_provenance(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``provenance`` as a plain dict of JSON-serialisable items whose keys are not legend keys.
+
+    Raises:
+        ValueError: a key that legend.json uses itself, a non-string key, or a value JSON cannot hold.
+    """
+    items = {k: os.fspath(v) if isinstance(v, PathLike) else v for k, v in (provenance or {}).items()}
+    for key, value in items.items():
+        if not isinstance(key, str) or key in _LEGEND_KEYS:
+            raise ValueError(
+                f"provenance key {key!r} is not allowed (keys must be strings other than {', '.join(_LEGEND_KEYS)})"
+            )
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"provenance[{key!r}] = {value!r} cannot be written to legend.json ({exc}); pass str/number/list/dict"
+            ) from exc
+    return items
+
+
+def mask_volumes_ml(masks: np.ndarray, names: Sequence[str], grid: ImageGrid) -> dict[str, float]:
+    """Volume of each mask in millilitres: voxel count x voxel volume (mm^3) / 1000.
+
+    The voxel volume is ``|det|`` of the affine's 3x3 part, which is the product of the grid's spacings
+    (``grid.spacing``, mm) for orthogonal voxel axes and stays right for sheared ones.
+
+    Args:
+        masks: bool ``(Q, X, Y, Z)`` on ``grid``.
+        names: ``Q`` names, the keys of the result.
+    """
+    voxel_mm3 = abs(float(np.linalg.det(grid.affine[:3, :3])))
+    counts = np.asarray(masks).reshape(len(names), -1).sum(axis=1)
+    return {str(name): float(count) * voxel_mm3 / 1000.0 for name, count in zip(names, counts)}
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` of an exception on one line (newlines of multi-line messages become spaces)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def write_segmentation(
     masks: np.ndarray,
     names: Sequence[str],
@@ -95,7 +146,11 @@ def write_segmentation(
     output_dir: str | PathLike,
     *,
     dicom_seg: bool | None = None,
-) -> dict[str, Path]:
+    provenance: Mapping[str, Any] | None = None,
+    series_description: str = DEFAULT_SERIES_DESCRIPTION,
+    algorithm_name: str = DEFAULT_ALGORITHM_NAME,
+    algorithm_version: str | None = None,
+) -> dict[str, Path | str]:
     """Write the masks of one case into ``output_dir``.
 
     Files:
@@ -104,12 +159,18 @@ def write_segmentation(
         (fewest voxels), so a small structure inside a big one survives.
         ``masks/<safe_name>.nii.gz``: one uint8 0/1 file per name (see :func:`safe_name`), overlaps kept.
         ``legend.json``: ``{"labels": {"1": name, ...}, "files": {name: "masks/..."}, "seg": "seg.nii.gz",
-        "overlap_rule": ..., "source": grid.source, "voxels": {name: count}}`` plus ``"dicom_seg"`` if written.
+        "overlap_rule": ..., "source": <absolute path of the input>, "voxels": {name: count},
+        "volumes_ml": {name: millilitres}}``, the items of ``provenance``, and ``"dicom_seg": "seg.dcm"`` when
+        written or ``"dicom_seg_error": <problem>`` when the DICOM-SEG failed.
         ``seg.dcm``: BINARY DICOM-SEG, when ``dicom_seg`` is True, or None and the input was a DICOM series.
 
-    NIfTI outputs reuse the input's NIfTI header when there is one (see :func:`label_image`). Every file is
-    written atomically, the legend last; arguments are checked (and the DICOM-SEG built) before anything is
-    written.
+    Order: arguments are checked before anything is written; then the NIfTI files and legend.json are
+    written (each atomically), then the DICOM-SEG is built and written, and the legend is rewritten with its
+    outcome. A DICOM-SEG that cannot be built or written (an odd source header, a full disk, ...) never
+    raises: the NIfTI outputs stay, the problem is logged as one warning line naming ``output_dir`` and is
+    returned under ``"dicom_seg_error"``.
+
+    NIfTI outputs reuse the input's NIfTI header when there is one (see :func:`label_image`).
 
     Args:
         masks: bool ``(Q, X, Y, Z)`` on ``grid``.
@@ -117,20 +178,27 @@ def write_segmentation(
         grid: the input image's grid.
         output_dir: created if missing.
         dicom_seg: force (True) or skip (False) the DICOM-SEG; None writes it for DICOM inputs.
+        provenance: extra legend.json items, e.g. ``{"model": "SAT-Pro", "weights": "<sha256>"}``; values
+            must be JSON-serialisable (paths are written as str) and keys must differ from the legend's own keys.
+        series_description: SeriesDescription of the DICOM-SEG.
+        algorithm_name: the model, written as AlgorithmName of every DICOM-SEG segment.
+        algorithm_version: the weights' id or hash, written as AlgorithmVersion (default: package version).
 
     Returns:
-        Paths by key: ``"seg"``, ``"legend"``, ``"dicom_seg"`` (if written) and ``"mask:<name>"`` per class.
+        Paths by key: ``"seg"``, ``"legend"``, ``"dicom_seg"`` (if written) and ``"mask:<name>"`` per class;
+        ``"dicom_seg_error"``: the problem (a one-line str) when the DICOM-SEG was requested but failed.
 
     Raises:
-        ValueError: masks/grid shape mismatch, non-binary masks, wrong number of names, duplicate names.
+        ValueError: masks/grid shape mismatch, non-binary masks, wrong number of names, duplicate names, a
+            provenance key the legend uses itself or a value JSON cannot hold.
         ConfigurationError: ``dicom_seg=True`` for an input that is not a DICOM series.
     """
     masks = _check_arguments(masks, names, grid, dicom_seg)
+    extra = _check_provenance(provenance)
     names = [str(n) for n in names]
     write_seg_dcm = bool(grid.dicom_files) if dicom_seg is None else dicom_seg
-    seg_dataset = build_dicom_seg(masks, names, grid) if write_seg_dcm else None
     output_dir = Path(output_dir)
-    paths: dict[str, Path] = {}
+    paths: dict[str, Path | str] = {}
     files: dict[str, str] = {}
     for name, mask in zip(names, masks):
         relative = f"masks/{safe_name(name)}.nii.gz"
@@ -139,16 +207,32 @@ def write_segmentation(
         files[name] = relative
     seg_image = label_image(label_map(masks), grid)
     paths["seg"] = atomic_write(output_dir / "seg.nii.gz", lambda tmp: nib.save(seg_image, tmp))
-    legend = {
+    legend: dict[str, Any] = {
         "labels": {str(q + 1): name for q, name in enumerate(names)},
         "files": files,
         "seg": "seg.nii.gz",
         "overlap_rule": OVERLAP_RULE,
-        "source": grid.source,
+        "source": os.path.abspath(grid.source),
         "voxels": {name: int(m.sum()) for name, m in zip(names, masks)},
+        "volumes_ml": mask_volumes_ml(masks, names, grid),
+        **extra,
     }
-    if seg_dataset is not None:
-        paths["dicom_seg"] = atomic_write(output_dir / "seg.dcm", lambda tmp: seg_dataset.save_as(tmp))
-        legend["dicom_seg"] = "seg.dcm"
     paths["legend"] = atomic_write_json(output_dir / "legend.json", legend)
+    if not write_seg_dcm:
+        return paths
+    try:
+        dataset = build_dicom_seg(
+            masks, names, grid,
+            series_description=series_description, algorithm_name=algorithm_name, algorithm_version=algorithm_version,
+        )
+        paths["dicom_seg"] = atomic_write(output_dir / "seg.dcm", lambda tmp: dataset.save_as(tmp))
+        atomic_write_json(output_dir / "legend.json", {**legend, "dicom_seg": "seg.dcm"})
+    except Exception as exc:  # highdicom/pydicom/OS raise many types; the NIfTI outputs are complete already
+        problem = _one_line(exc)
+        logger.warning("%s: DICOM-SEG not written (%s); the NIfTI files and legend.json are complete", output_dir, problem)
+        paths["dicom_seg_error"] = problem
+        try:
+            atomic_write_json(output_dir / "legend.json", {**legend, "dicom_seg_error": problem})
+        except OSError:  # e.g. the disk that refused seg.dcm; the legend written above stays
+            pass
     return paths
