@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -65,12 +67,12 @@ def test_file_written_atomically(tmp_path, encoder, monkeypatch):
     saved = torch.load(tmp_path / "enc-a.pt", weights_only=True)
     assert list(saved) == ["ct/liver"] and saved["ct/liver"].shape == (768,)
 
-    def failing_save(obj, path):
+    def failing_write(path, data):
         with open(path, "wb") as f:
-            f.write(b"half")
+            f.write(data[: len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(Path, "write_bytes", failing_write)
     with pytest.raises(OSError, match="disk full"):
         cache.get(encoder, ["spleen"], "ct")
     monkeypatch.undo()

@@ -130,10 +130,12 @@ def test_cli_segments_a_dicom_series_and_writes_dicom_seg(workspace, tmp_path):
                    "--output_dir", str(out)], cwd=BUNDLE)
     assert result.returncode == 0, result.stderr[-3000:]
     _, grid = read_image(series)
-    seg = nib.load(out / "series" / "seg.nii.gz")
+    (case,) = [p for p in out.iterdir() if p.is_dir()]
+    assert case.name.startswith("PHANTOM5_phantom_")  # named from the series' headers, not its folder
+    seg = nib.load(case / "seg.nii.gz")
     assert seg.shape == grid.shape
     np.testing.assert_allclose(seg.affine, grid.affine, atol=1e-5)
-    assert (out / "series" / "seg.dcm").is_file()
+    assert (case / "seg.dcm").is_file()
 
 
 @pytest.mark.parametrize("bundle", ["sat_nano", "sat_pro"])

@@ -8,7 +8,6 @@ is a :class:`~bundles.errors.CheckpointError` that lists the keys before any inf
 
 from __future__ import annotations
 
-import json
 import pickle
 from collections.abc import Iterable, Mapping
 from os import PathLike
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from bundles.checkpoints.model_card import CARD_NAME, model_overlays, read_model_card
 from bundles.errors import CheckpointError
 
 __all__ = ["CONTAINER_KEYS", "read_state_dict", "strip_prefix", "check_state_dict", "load_state_dict_strict", "load_weights"]
@@ -149,21 +149,15 @@ def load_weights(module: torch.nn.Module, path: str | PathLike) -> torch.nn.Modu
     return module
 
 
-#: Config files that start a run rather than describe the model (replaced by the inference config in hints).
-_RUN_CONFIGS = ("train.json", "multi_gpu_train.json", "inference.json", "evaluate.json")
-
-
 def _trained_with(path: Path) -> str | None:
-    """What ``training.json`` beside a trained model says about the configs that built it, as a hint."""
-    card = path.parent / "training.json"
-    try:
-        files = json.loads(card.read_text(encoding="utf-8")).get("config_files") or []
-    except (OSError, ValueError, AttributeError):
-        return None
-    overlays = [f for f in files if Path(f).name not in _RUN_CONFIGS]
+    """What the model card beside a trained model says about the configs that built it, as a hint."""
+    card = read_model_card(path.parent)
+    files = (card or {}).get("config_files") or []
     if not files:
         return None
+    where = path.parent / CARD_NAME
+    overlays = model_overlays(card)
     if not overlays:
-        return f"it was trained with {', '.join(files)} (see {card}); use the same network settings"
+        return f"it was trained with {', '.join(files)} (see {where}); use the same network settings"
     shown = ",".join(f"'{f}'" for f in ["configs/inference.json", *overlays])
-    return f"it was trained with {' + '.join(files)} (see {card}); add the same overlay: --config_file \"[{shown}]\""
+    return f"it was trained with {' + '.join(files)} (see {where}); add the same overlay: --config_file \"[{shown}]\""

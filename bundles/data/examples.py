@@ -19,7 +19,7 @@ import bundles
 from bundles.errors import BundleInputError
 from bundles.io.grid import ImageGrid
 from bundles.io.reference_masks import load_reference_masks
-from bundles.prompts.vocabulary import load_sat_vocabulary
+from bundles.prompts.vocabulary import load_sat_vocabulary, totalsegmentator_terms
 
 __all__ = ["ExampleCase", "EXAMPLES", "examples_dir", "reference_masks"]
 
@@ -31,7 +31,7 @@ def examples_dir() -> Path:
         BundleInputError: the folder is missing (e.g. a wheel install without the repository's data).
     """
     folder = Path(bundles.__file__).resolve().parent.parent / "data" / "examples"
-    if not (folder / "totalsegmentator_to_sat.json").is_file():
+    if not (folder / "NOTICE").is_file():
         raise BundleInputError(folder, "example scans not found; they ship with the git repository (data/examples), not the wheel")
     return folder
 
@@ -78,8 +78,8 @@ class ExampleCase:
     @property
     def sat_terms(self) -> dict[str, str]:
         """TotalSegmentator class name -> SAT vocabulary term for this case's modality
-        (``totalsegmentator_to_sat.json``; classes SAT cannot prompt in this modality are absent)."""
-        return dict(_load_json(examples_dir() / "totalsegmentator_to_sat.json")[self.modality])
+        (the packaged ``totalsegmentator_to_sat.json``; classes SAT cannot prompt in this modality are absent)."""
+        return totalsegmentator_terms(self.modality)
 
     @property
     def legend(self) -> dict[int, str]:

@@ -4,10 +4,12 @@ Accepted forms (``--input_dict`` on the command line):
 
 - one image: ``{'image': 'ct.nii.gz', 'prompts': ['liver'], 'modality': 'ct'}`` (a DICOM series folder too);
 - several images sharing prompts and modality: ``{'image': ['a.nii.gz', 'b.nii.gz'], ...}``;
+- a folder of image files (NIfTI, NRRD, MHA): ``{'image': 'scans/', ...}``, one case per file; a folder
+  without such files is taken as one DICOM series;
 - a case list: ``{'cases': 'cases.jsonl'}`` (or ``.json`` holding a list); each case may set its own
   ``image``, ``prompts``, ``modality``, ``id``, ``frame`` (the volume of a 4D image), and for evaluation
-  ``mask`` + ``legend``
-  (label value -> term), ``dataset``; missing fields fall back to the top-level ones.
+  ``mask`` + ``legend`` (label value -> term), ``dataset``; missing fields fall back to the top-level ones.
+  A case with a ``legend`` and no prompts is prompted with the legend's terms (evaluation lists).
 
 Relative paths inside a case file are relative to that file's folder.
 """
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundles.errors import BundleInputError, ConfigurationError
+from bundles.errors import BundleError, BundleInputError, ConfigurationError
+from bundles.io.dicom_series import dicom_series_case_id
 
 __all__ = ["Case", "parse_cases", "case_id_from_path"]
 
@@ -43,13 +46,32 @@ class Case:
 
 
 def case_id_from_path(path: Path) -> str:
-    """File name without its image suffix (``ct.nii.gz`` -> ``ct``), or the folder name of a DICOM series."""
+    """File name without its image suffix (``ct.nii.gz`` -> ``ct``), or the folder's name."""
     name = path.name
     for suffix in _SUFFIXES:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "case"
+
+
+def _default_id(image: Path) -> str:
+    """A DICOM series is named from its headers (patient, description, UID), never from a folder called
+    ``dicom``; anything else (or a folder whose headers cannot be read: reported later) by its file name."""
+    if image.is_dir():
+        try:
+            return dicom_series_case_id(image)
+        except BundleError:
+            pass
+    return case_id_from_path(image)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files (by suffix, not DICOM) directly inside ``folder``, sorted; empty for a DICOM folder."""
+    if not folder.is_dir():
+        return []
+    suffixes = tuple(s for s in _SUFFIXES if s != ".dcm")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
 
 
 def _read_case_file(path: Path) -> list[dict[str, Any]]:
@@ -87,7 +109,8 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         raw = _read_case_file(Path(input_dict["cases"]))
     elif "image" in input_dict:
         images = input_dict["image"]
-        raw = [{"image": p} for p in (images if isinstance(images, (list, tuple)) else [images])]
+        listed = [Path(p) for p in (images if isinstance(images, (list, tuple)) else [images])]
+        raw = [{"image": str(f)} for p in listed for f in (_image_files(p) or [p])]
     else:
         raise ConfigurationError("input_dict needs 'image' (a file, DICOM folder or list of them) or 'cases' (a .jsonl)")
 
@@ -98,18 +121,20 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         if "image" not in merged:
             raise ConfigurationError(f"case {item} has no 'image'")
         image = Path(merged["image"])
+        legend = {int(k): str(v) for k, v in (merged.get("legend") or {}).items()}
         prompts = merged.get("prompts", merged.get("label"))
         if isinstance(prompts, str):
             prompts = [prompts]
+        if not prompts and legend:
+            prompts = list(dict.fromkeys(legend[k] for k in sorted(legend)))
         if not prompts:
             raise ConfigurationError(f"{image}: no prompts given; pass e.g. 'prompts': ['liver', 'spleen']")
         if "modality" not in merged:
             raise ConfigurationError(f"{image}: no modality given; pass 'modality': 'ct', 'mri' or 'pet'")
-        case_id = str(merged.get("id") or case_id_from_path(image))
+        case_id = str(merged.get("id") or _default_id(image))
         seen[case_id] = seen.get(case_id, 0) + 1
         if seen[case_id] > 1:
             case_id = f"{case_id}_{seen[case_id]}"
-        legend = {int(k): str(v) for k, v in (merged.get("legend") or {}).items()}
         mask = Path(merged["mask"]) if merged.get("mask") else None
         frame = None if merged.get("frame") is None else int(merged["frame"])
         cases.append(

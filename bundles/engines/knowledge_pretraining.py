@@ -28,6 +28,7 @@ from bundles.errors import ConfigurationError
 from bundles.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 from bundles.networks.sat.text_encoder import TextQueryEncoder, build_text_encoder, canonical_kind
 from bundles.prompts.knowledge import KnowledgePair, read_knowledge_pairs
+from bundles.progress import show_progress
 
 __all__ = ["FEATURES", "KnowledgePairBatches", "KnowledgeContrastiveModule", "KnowledgePretraining", "open_top_layers"]
 
@@ -228,7 +229,7 @@ class KnowledgePretraining:
             self.module, self.batches, self.optimizer, self.steps, self.checkpoint_dir,
             scheduler=self.scheduler, device=self.device, checkpoint_every=self.checkpoint_every,
             log_every=self.log_every, tracker=self.tracker, exports={str(self.output_file): self.encoder},
-            progress=self.progress,
+            progress=show_progress(self.progress),
         )
         metrics = trainer.run()
         final = self.evaluate()

@@ -25,12 +25,14 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from bundles.checkpoints.model_card import CARD_NAME
 from bundles.checkpoints.release import file_sha256
 from bundles.engines.run_identity import identity_differences
 from bundles.engines.tracking import MLflowTracker
 from bundles.errors import ConfigurationError
 from bundles.inferers.precision import autocast, resolve_device
 from bundles.io.atomic import atomic_torch_save, atomic_write_json
+from bundles.progress import show_progress
 
 __all__ = ["Trainer", "warmup_cosine"]
 
@@ -211,7 +213,7 @@ class Trainer:
         self.model.train()
         metrics: dict[str, float] = {}
         running, count, start = 0.0, 0, time.perf_counter()
-        bar = tqdm(total=self.max_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
+        bar = tqdm(total=self.max_steps, initial=self.step, desc="train", unit="step", disable=not show_progress(self.progress))
         status = "FAILED"
         try:
             while self.step < self.max_steps:
@@ -262,5 +264,5 @@ class Trainer:
             files = {Path(p).name: file_sha256(p) for p in self.exports if Path(p).parent == folder}
             card = {"step": self.step, "identity": self.identity, "checkpoint": str(self.checkpoint_path.resolve()),
                     "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files_sha256": files, **self.model_card}
-            atomic_write_json(folder / "training.json", card)
+            atomic_write_json(folder / CARD_NAME, card)
             logger.info("exported the trained weights (%s) to %s", ", ".join(files), folder.resolve())

@@ -13,14 +13,32 @@ import contextlib
 import torch
 from torch import nn
 
+from bundles.errors import ConfigurationError
+
 __all__ = ["resolve_device", "autocast", "prepare_for_inference", "channels_last"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` or ``"auto"`` -> the first CUDA device when available, else the CPU."""
+    """``None`` or ``"auto"`` -> the first CUDA device when available, else the CPU.
+
+    Raises:
+        ConfigurationError: an unknown device name, or a CUDA device this machine does not have.
+    """
     if device is None or str(device) == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigurationError(f"--device {device}: not a device name; use cpu, cuda, cuda:0 or auto") from e
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigurationError(f"--device {device}: this machine has no usable CUDA GPU; use --device cpu (or auto)")
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigurationError(f"--device {device}: this machine has {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})")
+    elif resolved.type != "cpu":
+        raise ConfigurationError(f"--device {device}: only cpu, cuda[:N] and auto are supported")
+    return resolved
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

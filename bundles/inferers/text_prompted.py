@@ -17,10 +17,12 @@ from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 from monai.transforms.utils import get_largest_connected_component_mask
 
+from bundles.errors import require_package
 from bundles.inferers.precision import autocast, channels_last, prepare_for_inference, resolve_device
 from bundles.io.grid import ImageGrid
 from bundles.io.resample import resample_to_grid
 from bundles.transforms.sat_preprocessing import SATPreprocessing
+from bundles.progress import show_progress
 
 __all__ = ["TextPromptedInferer"]
 
@@ -40,7 +42,8 @@ class TextPromptedInferer:
         threshold: probability above which a voxel belongs to the mask (official 0.5).
         device: where the network runs; "auto" picks CUDA when available. Blending happens on the CPU.
         amp: autocast (bfloat16 on CPU, float16 on CUDA) with channels_last_3d layout (the fast path).
-        bfloat16_weights: cast the weights to bfloat16 (needed for SAT-Pro on a 24 GB machine without GPU).
+        bfloat16_weights: cast the weights to bfloat16 (needed for SAT-Pro on a 24 GB machine without GPU);
+            implies autocast, since bfloat16 weights cannot take float32 activations.
         keep_largest_component: keep only the largest connected component of each mask (MONAI's
             ``get_largest_connected_component_mask``); off in the official pipeline, which has no post-processing.
         progress: show a progress bar over windows.
@@ -70,8 +73,10 @@ class TextPromptedInferer:
         self.sw_batch_size = sw_batch_size
         self.overlap = overlap
         self.threshold = threshold
-        self.amp = amp
+        self.amp = amp or bfloat16_weights
         self.keep_largest_component = keep_largest_component
+        if keep_largest_component:
+            require_package("skimage", "scikit-image", "keep_largest_component (MONAI's connected components)")
         self.progress = progress
 
     @torch.inference_mode()
@@ -95,7 +100,7 @@ class TextPromptedInferer:
             sigma_scale=0.125,
             sw_device=self.device,
             device="cpu",
-            progress=self.progress,
+            progress=show_progress(self.progress),
         )
         return probs[0]
 

@@ -3,12 +3,14 @@
 SAT's text encoder is frozen at inference, so a term's 768-d query only depends on (encoder weights,
 modality, term). The cache keeps one file per encoder, ``<cache_dir>/<encoder_id>.pt``, holding a dict
 ``"<modality>/<term>" -> (768,) tensor``; the id is derived from the sha256 of the encoder's weights file
-(:func:`encoder_id_from_file`), so embeddings of another checkpoint are never reused.
+(:func:`encoder_id_from_file`), so embeddings of another checkpoint are never reused. When the model folder
+is read-only (a shared or packaged model), new embeddings go to :func:`user_cache_dir` instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -21,11 +23,24 @@ from bundles.errors import CheckpointError, ConfigurationError, PromptError
 from bundles.io.atomic import atomic_torch_save
 from bundles.prompts.vocabulary import load_sat_vocabulary, normalize_modality, normalize_term
 
-__all__ = ["QueryEmbeddingCache", "encoder_id_from_file"]
+__all__ = ["QueryEmbeddingCache", "encoder_id_from_file", "user_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
 _ID_LENGTH = 16
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/medseg-bundles`` (default ``~/.cache/medseg-bundles``): where caches go when the
+    model folder is read-only."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "medseg-bundles"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` exists writable, or could be created under its nearest existing parent."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
 
 
 def encoder_id_from_file(path: str | PathLike) -> str:
@@ -56,6 +71,12 @@ class QueryEmbeddingCache:
         self.encoder_id = encoder_id
         self.path = Path(cache_dir) / f"{encoder_id}.pt"
         self._rows: dict[str, torch.Tensor] = self._read() if self.path.is_file() else {}
+        if not _writable(self.path.parent):
+            fallback = user_cache_dir() / "query_cache"
+            logger.info("%s is read-only: new query embeddings are cached in %s", self.path.parent, fallback)
+            self.path = fallback / self.path.name
+            if not self._rows and self.path.is_file():
+                self._rows = self._read()
 
     def _read(self) -> dict[str, torch.Tensor]:
         try:

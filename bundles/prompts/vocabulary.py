@@ -108,6 +108,21 @@ class SATVocabulary:
             self._split(entry)
             self._region[entry] = LESION_REGION
         self._sets = {m: frozenset(names) for m, names in self._names.items()}
+        self._aliases: dict[str, dict[str, str]] = {m: {} for m in MODALITIES}
+
+    def add_aliases(self, modality: str, aliases: Mapping[str, str]) -> None:
+        """Accept other names for vocabulary terms of ``modality`` (aliases of absent terms are ignored)."""
+        modality = normalize_modality(modality)
+        for alias, term in aliases.items():
+            if term in self._sets[modality]:
+                self._aliases[modality][normalize_term(alias)] = term
+
+    def resolve(self, text: str, modality: str) -> str | None:
+        """The vocabulary term for a normalised ``text`` (itself, or the term an alias names), or None."""
+        if text in self._sets[modality]:
+            return text
+        aliases = self._aliases[modality]
+        return aliases.get(text) or aliases.get(text.replace(" ", "_"))
 
     def _split(self, entry: object) -> tuple[str, str]:
         if not isinstance(entry, str) or "_" not in entry or entry.split("_", 1)[0] not in MODALITIES:
@@ -147,7 +162,8 @@ class SATVocabulary:
         """Normalise ``terms`` and check each against the vocabulary of ``modality``.
 
         Args:
-            terms: user prompts, e.g. ``["Liver", " left  kidney"]``.
+            terms: user prompts, e.g. ``["Liver", " left  kidney"]``; aliases (TotalSegmentator class names
+                such as ``kidney_left``, abbreviations such as ``IVC``) are replaced by their SAT term.
             modality: see :func:`normalize_modality`.
             allow_free_text: let unknown terms through (a logged warning each) for encoders that can embed
                 any text; the released SAT models only know the vocabulary.
@@ -171,10 +187,14 @@ class SATVocabulary:
         matched: list[str] = []
         for term in terms:
             text = normalize_term(term)
+            resolved = self.resolve(text, modality)
+            if resolved is not None and resolved != text:
+                logger.info("text prompt %r read as the SAT term %r", text, resolved)
+                text = resolved
             if text in matched:
                 logger.warning("text prompt %r is given more than once; segmenting it once", text)
                 continue
-            if text not in self._sets[modality]:
+            if resolved is None:
                 if not allow_free_text:
                     raise PromptError(self._unknown_message(text, modality))
                 logger.warning("text prompt %r is not in the SAT vocabulary for %s; using it as free text", text, modality)
@@ -233,9 +253,26 @@ class SATVocabulary:
         return self._region[key]
 
 
+def _packaged_json(name: str) -> dict:
+    resource = resources.files("bundles.prompts").joinpath(f"data/{name}")
+    return json.loads(resource.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def totalsegmentator_terms(modality: str) -> dict[str, str]:
+    """TotalSegmentator class name (``kidney_left``) -> SAT term (``left kidney``) for ``modality``; only
+    classes SAT's vocabulary has for that modality (packaged ``data/totalsegmentator_to_sat.json``)."""
+    return dict(_packaged_json("totalsegmentator_to_sat.json").get(normalize_modality(modality), {}))
+
+
 @lru_cache(maxsize=1)
 def load_sat_vocabulary() -> SATVocabulary:
-    """The packaged SAT vocabulary (read once per process)."""
+    """The packaged SAT vocabulary (read once per process), with TotalSegmentator class names and common
+    abbreviations (``data/abbreviations.json``) accepted as aliases."""
     resource = resources.files("bundles.prompts").joinpath("data/sat_terminology_list.json")
     with resources.as_file(resource) as path:
-        return SATVocabulary.from_file(path)
+        vocabulary = SATVocabulary.from_file(path)
+    abbreviations = {k: v for k, v in _packaged_json("abbreviations.json").items() if not k.startswith("_")}
+    for modality in MODALITIES:
+        vocabulary.add_aliases(modality, {**totalsegmentator_terms(modality), **abbreviations})
+    return vocabulary
