@@ -1,5 +1,6 @@
 """Draw the overlay figure of one segmented case: your own scan, not only the main job's.
 
+    python -m tools.overlay --case_dir output/case_1        # the image is the source legend.json records
     python -m tools.overlay --image scan.nii.gz --case_dir output/case_1
     python -m tools.overlay --image dicom_series/ --case_dir output/case_1 --output case_1.png \\
         --reference labels.nii.gz --reference_legend legend.json --window percentile
@@ -21,8 +22,8 @@ from bundles.visualize.overlay import save_case_overlay
 
 
 def overlay(
-    image: str,
     case_dir: str,
+    image: str | None = None,
     output: str | None = None,
     reference: str | None = None,
     reference_legend: str | dict | None = None,
@@ -33,10 +34,10 @@ def overlay(
     """Write an overlay PNG of a case folder's predicted masks on the image they were segmented from.
 
     Args:
-        image: the scan the case was segmented from: a .nii/.nii.gz/.nrrd/.mha file or a folder holding
-            one DICOM series. The masks must lie on its grid (the bundle writes them so).
         case_dir: the case folder written by the bundle, <output_dir>/<case id>/, holding legend.json and
             the masks/<term>.nii.gz files it lists.
+        image: the scan the case was segmented from: a .nii/.nii.gz/.nrrd/.mha file or a folder holding
+            one DICOM series (default: the source path legend.json records). The masks must lie on its grid.
         output: PNG file to write (atomically); default <case_dir>/overlay.png.
         reference: optional reference label map (NIfTI/NRRD/MHA or DICOM folder) drawn dashed; it may lie on
             another grid, it is resampled onto the image in world coordinates (nearest neighbour).

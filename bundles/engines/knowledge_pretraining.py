@@ -184,6 +184,7 @@ class KnowledgePretraining:
     ):
         self.pairs = read_knowledge_pairs(knowledge_file)
         self.output_file = Path(output_file)
+        self.init_checkpoint = None if init_checkpoint is None else Path(init_checkpoint)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else self.output_file.parent / "pretrain_checkpoints"
         torch.manual_seed(seed)
         if encoder is None:
@@ -229,7 +230,7 @@ class KnowledgePretraining:
             self.module, self.batches, self.optimizer, self.steps, self.checkpoint_dir,
             scheduler=self.scheduler, device=self.device, checkpoint_every=self.checkpoint_every,
             log_every=self.log_every, tracker=self.tracker, exports={str(self.output_file): self.encoder},
-            progress=show_progress(self.progress),
+            progress=show_progress(self.progress), protected=[self.init_checkpoint] if self.init_checkpoint else [],
         )
         metrics = trainer.run()
         final = self.evaluate()

@@ -319,8 +319,16 @@ def _reference_legend(legend: Mapping | str | PathLike | None, case: CaseMasks) 
         raise ConfigurationError(f"reference legend {dict(legend)!r}: keys must be integer label values") from error
 
 
+def _recorded_source(case_dir: Path) -> str:
+    """The input image path that ``legend.json`` of a case folder records (``source``)."""
+    source = json.loads((case_dir / "legend.json").read_text(encoding="utf-8")).get("source")
+    if not source:
+        raise BundleInputError(case_dir / "legend.json", "records no source image; pass --image")
+    return str(source)
+
+
 def save_case_overlay(
-    image: str | PathLike,
+    image: str | PathLike | None,
     case_dir: str | PathLike,
     output: str | PathLike | None = None,
     *,
@@ -335,7 +343,8 @@ def save_case_overlay(
     :func:`save_overlay_figure`).
 
     Args:
-        image: the image the case was segmented from: a NIfTI/NRRD/MHA file or a DICOM series folder.
+        image: the image the case was segmented from: a NIfTI/NRRD/MHA file or a DICOM series folder; None
+            takes the source path recorded in the case's ``legend.json``.
         case_dir: the case folder written by the bundle (``<output_dir>/<case id>/`` with ``legend.json``).
         output: PNG to write; default ``<case_dir>/overlay.png``.
         reference: optional reference label map (any grid: it is resampled onto the image in world
@@ -358,8 +367,10 @@ def save_case_overlay(
     """
     case_dir = Path(case_dir)
     window_range = display_window(window)
-    volume, grid = read_image(image)
     case = load_case_masks(case_dir)
+    if image is None:
+        image = _recorded_source(case_dir)
+    volume, grid = read_image(image)
     if case.masks.shape[1:] != grid.shape or not np.allclose(case.affine, grid.affine, rtol=0, atol=_GRID_ATOL_MM):
         raise BundleInputError(
             case_dir,
