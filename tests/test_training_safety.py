@@ -56,11 +56,16 @@ def trained(tmp_path_factory) -> dict:
     return {"root": root, "data": data, "model": root / "run_a" / "model"}
 
 
-def test_fine_tuning_leaves_the_pretrained_weights_folder_byte_identical(trained, tmp_path):
-    weights = tmp_path / "pretrained"
-    weights.mkdir()
+def _pretrained_copy(model: Path, folder: Path) -> Path:
+    """A weights folder to fine-tune from: a copy of a trained model's two weights files."""
+    folder.mkdir()
     for name in ("model.pt", "text_encoder.pt"):
-        (weights / name).write_bytes((trained["model"] / name).read_bytes())
+        (folder / name).write_bytes((model / name).read_bytes())
+    return folder
+
+
+def test_fine_tuning_leaves_the_pretrained_weights_folder_byte_identical(trained, tmp_path):
+    weights = _pretrained_copy(trained["model"], tmp_path / "pretrained")
     before = _digests(weights)
     _train(tmp_path, trained["data"], "finetune", load_pretrained=True, model_dir=str(weights))
     assert _digests(weights) == before
@@ -72,10 +77,7 @@ def test_fine_tuning_leaves_the_pretrained_weights_folder_byte_identical(trained
 
 
 def test_exporting_into_the_folder_of_the_loaded_weights_is_refused_before_training(trained, tmp_path):
-    weights = tmp_path / "pretrained"
-    weights.mkdir()
-    for name in ("model.pt", "text_encoder.pt"):
-        (weights / name).write_bytes((trained["model"] / name).read_bytes())
+    weights = _pretrained_copy(trained["model"], tmp_path / "pretrained")
     before = _digests(weights)
     with pytest.raises(Exception) as excinfo:
         _train(tmp_path, trained["data"], "finetune", load_pretrained=True, model_dir=str(weights), export_dir=str(weights))
