@@ -1,7 +1,8 @@
 """README command 1: train a small SAT on a real scan, segment a real scan, score it, draw it.
 
-``python -m tools.main_job`` (the CT job, default) trains on patient A (abdominal-pelvic CT, NIfTI) and
-segments patient B, a different person (upper-abdomen contrast CT, 20-file DICOM series).
+``python -m tools.main_job`` (the CT job, default) trains on patient A (abdominal-pelvic CT, NIfTI) together
+with patient C (abdominal MR: a second person's anatomy, under SAT's MR modality) and segments patient B, a
+third person (upper-abdomen contrast CT, 20-file DICOM series) whom the model never saw.
 ``python -m tools.main_job --job mr`` trains and segments patient C (abdominal MR): there is no second MR
 patient here, so that picture shows the MR path (percentile normalisation, LPS grid in and out), not
 generalisation.
@@ -37,6 +38,7 @@ import nibabel as nib
 import numpy as np
 
 from bundles.data.examples import EXAMPLES, ExampleCase, reference_masks
+from bundles.engines.run_identity import code_version
 from bundles.io.atomic import atomic_write, atomic_write_json
 from bundles.io.readers import read_image
 from bundles.visualize.overlay import DEFAULT_CT_WINDOW, save_overlay_figure
@@ -51,7 +53,7 @@ LIVER_DICE_FLOOR = 0.6
 class Job:
     """One main job: train on ``train`` (reference masks of ``prompts``), segment and score ``test``."""
 
-    train: str
+    train: tuple[str, ...]
     test: str
     test_id: str
     prompts: tuple[str, ...]
@@ -62,10 +64,10 @@ class Job:
 #: CT: liver, spleen, kidneys, stomach and aorta, plus those in view on B that a tiny model learns in minutes; the kidneys
 #: and the gallbladder are NOT in B's 40 mm slab, so their masks should come back empty (Dice 1 if so).
 JOBS = {
-    "ct": Job("ct_abdomen_pelvis", "ct_dicom_series", "patient_b",
+    "ct": Job(("ct_abdomen_pelvis", "mr_abdomen_small"), "ct_dicom_series", "patient_b",
               ("liver", "spleen", "left kidney", "right kidney", "stomach", "aorta", "pancreas", "inferior vena cava", "gallbladder"),
               DEFAULT_CT_WINDOW, LIVER_DICE_FLOOR),
-    "mr": Job("mr_abdomen_small", "mr_abdomen_small", "patient_c",
+    "mr": Job(("mr_abdomen_small",), "mr_abdomen_small", "patient_c",
               ("liver", "spleen", "left kidney", "right kidney", "stomach", "aorta", "pancreas", "inferior vena cava", "gallbladder"),
               None, None),
 }
@@ -90,7 +92,7 @@ def _bundle_run(configs: list[str], overrides: dict[str, object]) -> float:
     return time.perf_counter() - start
 
 
-def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = None, device: str = "auto",
+def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = None, seed: int = 0, device: str = "auto",
         official_model_dir: str | None = None) -> None:
     """Run a main job end to end and print its Dice table.
 
@@ -98,6 +100,8 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         job: "ct" (train on patient A, test on patient B's DICOM series) or "mr" (patient C).
         output_dir: where data lists, model, segmentations, report and figure go (default demo_output/<job>).
         max_steps: training steps of the demo model (default: configs/demo.json).
+        seed: random seed of the demo training (network initialisation, crop sampling, augmentation); the same
+            seed on the same machine and library versions gives the same weights and the same Dice.
         device: "auto" (CUDA when available), "cpu" or "cuda:0".
         official_model_dir: folder with converted official SAT-Nano weights (model.pt, text_encoder.pt,
             text_tower/): skip training and segment the test scan with them.
@@ -108,25 +112,31 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         raise SystemExit(f"error: unknown job {job!r}; choose one of {sorted(JOBS)}")
     spec = JOBS[job]
     out = Path(output_dir or REPO_ROOT / "demo_output" / job).resolve()
-    train_case, test_case = EXAMPLES[spec.train], EXAMPLES[spec.test]
+    test_case = EXAMPLES[spec.test]
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     train_list, test_list = data / "train.jsonl", data / "test.jsonl"
-    for path, line in ((train_list, _case_line(train_case, "train", spec.prompts)),
-                       (test_list, _case_line(test_case, spec.test_id, spec.prompts))):
-        atomic_write(path, lambda tmp, line=line: tmp.write_text(json.dumps(line) + "\n"))
+    lists = {train_list: [_case_line(EXAMPLES[key], key, spec.prompts) for key in spec.train],
+             test_list: [_case_line(test_case, spec.test_id, spec.prompts)]}
+    for path, lines in lists.items():
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        atomic_write(path, lambda tmp, text=text: tmp.write_text(text))
 
     timings: dict[str, float] = {}
     common = {"bundle_root": str(BUNDLE), "device": device}
     if official_model_dir is None:
-        model_dir = out / "model"
-        overrides = {**common, "train_data": str(train_list), "model_dir": str(model_dir), "ckpt_dir": str(out / "train"),
+        # one training folder per seed and code version: a rerun reuses (or resumes) exactly its own run
+        run_dir = out / "train" / f"seed{int(seed)}-{code_version().replace('+', '-')}"
+        model_dir = out / "model"  # the latest demo model, at a stable path the README's commands use
+        overrides = {**common, "train_data": str(train_list), "ckpt_dir": str(run_dir), "export_dir": str(model_dir),
+                     "reuse_finished": True,
                      "tracking_uri": f"sqlite:///{out / 'mlruns.db'}", "run_name": f"main-job-{job}-{time.strftime('%Y%m%d-%H%M%S')}"}
+        overrides["seed"] = int(seed)
         if max_steps is not None:
             overrides["max_steps"] = int(max_steps)
         timings["train_s"] = _bundle_run(["configs/train.json", "configs/demo.json"], overrides)
         infer_configs = ["configs/inference.json", "configs/demo.json"]
-        weights = f"demo model trained here on {spec.train}"
+        weights = f"demo model trained here on {' + '.join(spec.train)}"
     else:
         model_dir = Path(official_model_dir).resolve()
         infer_configs = ["configs/inference.json"]
@@ -151,7 +161,7 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
 
     with (results / "metrics.csv").open() as f:
         dice = {row["class"]: round(float(row["dice"]), 3) for row in csv.DictReader(f)}
-    summary = {"job": job, "weights": weights, "timings_s": {k: round(v, 1) for k, v in timings.items()}, "dice": dice,
+    summary = {"job": job, "seed": int(seed), "weights": weights, "timings_s": {k: round(v, 1) for k, v in timings.items()}, "dice": dice,
                "figure": str(figure), "outputs": str(results / spec.test_id)}
     atomic_write_json(out / "summary.json", summary)
     print(f"\nweights: {weights}")
