@@ -1,8 +1,7 @@
 """README command 1: train a small SAT on a real scan, segment a real scan, score it, draw it.
 
-``python -m tools.main_job`` (the CT job, default) trains on patient A (abdominal-pelvic CT, NIfTI) together
-with patient C (abdominal MR: a second person's anatomy, under SAT's MR modality) and segments patient B, a
-third person (upper-abdomen contrast CT, 20-file DICOM series) whom the model never saw.
+``python -m tools.main_job`` (the CT job, default) trains on patient A (abdominal-pelvic CT, NIfTI) and
+segments patient B, a different person (upper-abdomen contrast CT, 20-file DICOM series).
 ``python -m tools.main_job --job mr`` trains and segments patient C (abdominal MR): there is no second MR
 patient here, so that picture shows the MR path (percentile normalisation, LPS grid in and out), not
 generalisation.
@@ -64,7 +63,7 @@ class Job:
 #: CT: liver, spleen, kidneys, stomach and aorta, plus those in view on B that a tiny model learns in minutes; the kidneys
 #: and the gallbladder are NOT in B's 40 mm slab, so their masks should come back empty (Dice 1 if so).
 JOBS = {
-    "ct": Job(("ct_abdomen_pelvis", "mr_abdomen_small"), "ct_dicom_series", "patient_b",
+    "ct": Job(("ct_abdomen_pelvis",), "ct_dicom_series", "patient_b",
               ("liver", "spleen", "left kidney", "right kidney", "stomach", "aorta", "pancreas", "inferior vena cava", "gallbladder"),
               DEFAULT_CT_WINDOW, LIVER_DICE_FLOOR),
     "mr": Job(("mr_abdomen_small",), "mr_abdomen_small", "patient_c",
