@@ -13,8 +13,10 @@ from pathlib import Path
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
 
 from bundles.errors import CheckpointError, ConfigurationError
+from bundles.progress import show_progress
 
 __all__ = ["model_folder", "read_config", "read_tokenizer", "read_pretrained_tower"]
 
@@ -96,6 +98,8 @@ def read_pretrained_tower(
             "tower from its config and load a converted checkpoint instead"
         )
     try:
+        if not show_progress(True):  # transformers' "Loading weights" bar would litter logs with redraws
+            transformers_logging.disable_progress_bar()
         model, info = model_cls.from_pretrained(path, local_files_only=True, output_loading_info=True)
     except (OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot load the weights of {what} into {model_cls.__name__} ({e})") from e
