@@ -30,8 +30,10 @@ def _segment(args: argparse.Namespace) -> None:
 
     from bundles.api import segment
 
-    options = {"dicom_seg": True if args.dicom_seg else None, "skip_existing": args.skip_existing,
-               "keep_largest_component": args.largest_component, "allow_free_text": args.free_text}
+    # only the flags given: anything else keeps the value of the model's own configs (e.g. configs/demo.json)
+    flags = {"dicom_seg": args.dicom_seg, "skip_existing": args.skip_existing,
+             "keep_largest_component": args.largest_component, "allow_free_text": args.free_text}
+    options = {key: True for key, given in flags.items() if given}
     if not sys.stderr.isatty():
         options["progress"] = False
     images = args.images if len(args.images) > 1 else args.images[0]
@@ -71,10 +73,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="weights folder (default: the bundle's models/ with converted official weights); a folder "
                           "trained here runs with the configs named in its training.json")
     seg.add_argument("--device", default="auto", help="auto (CUDA if present, default), cpu or cuda:N")
-    seg.add_argument("--dicom-seg", action="store_true", help="also write DICOM-SEG (needs DICOM series input; "
-                     "default: written exactly for DICOM input)")
+    seg.add_argument("--dicom-seg", action="store_true", help="require DICOM-SEG output (refused for non-DICOM input); "
+                     "without this flag a DICOM-SEG is written whenever the input is a DICOM series")
     seg.add_argument("--skip-existing", action="store_true", help="skip cases whose complete outputs already exist")
-    seg.add_argument("--largest-component", action="store_true", help="keep only the largest connected part of each mask")
+    seg.add_argument("--largest-component", action="store_true", help="keep only the largest connected part of each mask (default: the model's configs decide)")
     seg.add_argument("--free-text", action="store_true", help="let prompts outside the vocabulary through")
     seg.set_defaults(handler=_segment)
 

@@ -34,6 +34,7 @@ def test_medseg_segments_with_the_settings_recorded_in_the_model_folder(tiny_sat
     result = _medseg("segment", str(image), "-o", str(tmp_path / "out"), "--prompts", "liver", "kidney_left", "IVC",
                      "--model", str(tiny_sat_model), "--device", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "> keep_largest_component" not in result.stderr  # no CLI default overrides the model's demo.json setting
     legend = json.loads((tmp_path / "out" / "abdomen" / "legend.json").read_text())
     assert list(legend["labels"].values()) == ["liver", "left kidney", "inferior vena cava"]
     assert set(legend["volumes_ml"]) == {"liver", "left kidney", "inferior vena cava"}
@@ -107,6 +108,9 @@ def test_cases_default_to_the_legend_terms_and_folders_of_images_expand(tmp_path
         (tmp_path / "folder" / name).write_bytes(b"")
     expanded = parse_cases({"image": str(tmp_path / "folder"), "prompts": ["liver"], "modality": "ct"})
     assert [c.id for c in expanded] == ["a", "b"]
+    (tmp_path / "folder" / "dicom").mkdir()  # a series' parent holding a label map: one case, never the label map
+    (parent,) = parse_cases({"image": str(tmp_path / "folder"), "prompts": ["liver"], "modality": "ct"})
+    assert parent.image == tmp_path / "folder"
 
 
 def test_aliases_take_totalsegmentator_names_and_abbreviations():

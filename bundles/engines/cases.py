@@ -67,8 +67,12 @@ def _default_id(image: Path) -> str:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """The image files (by suffix, not DICOM) directly inside ``folder``, sorted; empty for a DICOM folder."""
-    if not folder.is_dir():
+    """The image files (by suffix, not DICOM) of a flat folder of images, sorted; empty otherwise.
+
+    A folder with sub-folders is never expanded: it may be a DICOM series' parent that also holds other
+    files (a label map beside ``dicom/``), which the reader then reports ("the series is in <subfolder>").
+    """
+    if not folder.is_dir() or any(p.is_dir() for p in folder.iterdir()):
         return []
     suffixes = tuple(s for s in _SUFFIXES if s != ".dcm")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
