@@ -180,3 +180,22 @@ def test_legend_has_volumes_provenance_and_absolute_source(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="cannot be written to legend.json"):
         write_segmentation(masks, ["liver", "lesion", "spleen"], grid, "refused", provenance={"when": object()})
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_rerun_into_the_same_case_folder_leaves_only_its_own_outputs(tmp_path):
+    """Outputs of an earlier run with other prompts are removed, so the folder matches its legend."""
+    import json
+
+    from bundles.data.phantom import make_ct_phantom
+    from bundles.io.readers import read_image
+    from bundles.io.writers import write_segmentation
+
+    phantom = make_ct_phantom(2, shape=(40, 32, 16), spacing=(2.0, 2.0, 6.0))
+    nib.save(nib.Nifti1Image(phantom.image, phantom.affine), tmp_path / "ct.nii.gz")
+    _, grid = read_image(tmp_path / "ct.nii.gz")
+    masks = np.stack([phantom.labels == 1, phantom.labels == 2, phantom.labels == 5])
+    write_segmentation(masks, ["liver", "spleen", "aorta"], grid, tmp_path / "case")
+    write_segmentation(masks[:1], ["liver"], grid, tmp_path / "case")
+    legend = json.loads((tmp_path / "case" / "legend.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "case" / "masks").iterdir()) == ["liver.nii.gz"]
+    assert legend["files"] == {"liver": "masks/liver.nii.gz"}

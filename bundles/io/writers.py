@@ -139,6 +139,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
+def _remove_stale(output_dir: Path, current: set[str]) -> None:
+    """Delete outputs of an earlier run into the same case folder that this run did not write (masks of other
+    prompts, a DICOM-SEG of other masks), so the folder holds exactly what its legend.json lists."""
+    for path in [*(output_dir / "masks").glob("*.nii.gz"), output_dir / "seg.dcm"]:
+        if path.is_file() and path.relative_to(output_dir).as_posix() not in current:
+            path.unlink()
+
+
 def write_segmentation(
     masks: np.ndarray,
     names: Sequence[str],
@@ -218,6 +226,7 @@ def write_segmentation(
         **extra,
     }
     paths["legend"] = atomic_write_json(output_dir / "legend.json", legend)
+    _remove_stale(output_dir, set(files.values()) | ({"seg.dcm"} if write_seg_dcm else set()))
     if not write_seg_dcm:
         return paths
     try:
