@@ -34,8 +34,6 @@ def _segment(args: argparse.Namespace) -> None:
     flags = {"dicom_seg": args.dicom_seg, "skip_existing": args.skip_existing,
              "keep_largest_component": args.largest_component, "allow_free_text": args.free_text}
     options = {key: True for key, given in flags.items() if given}
-    if not sys.stderr.isatty():
-        options["progress"] = False
     images = args.images if len(args.images) > 1 else args.images[0]
     out = segment(images, args.output, args.prompts, modality=args.modality, bundle=args.bundle, model_dir=args.model,
                   device=args.device, **options)

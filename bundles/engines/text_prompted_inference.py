@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
@@ -27,7 +26,7 @@ from bundles.inferers.text_prompted import TextPromptedInferer
 from bundles.checkpoints.loading import load_weights
 from bundles.errors import BundleError, BundleInputError, CheckpointError, find_bundle_error
 from bundles.checkpoints.release import check_release_pair
-from bundles.io.atomic import atomic_write
+from bundles.io.atomic import atomic_write, folder_write_problem
 from bundles.io.readers import read_image
 from bundles.io.validation import check_exists
 from bundles.prompts.embedding_cache import QueryEmbeddingCache, encoder_id_from_file
@@ -97,12 +96,11 @@ def check_output_dir(output_dir: str | PathLike) -> None:
     Raises:
         BundleInputError: naming the folder (or the file in its way).
     """
-    path = Path(output_dir).resolve()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise BundleInputError(existing, f"is a file, so the output folder {path} cannot be created; choose another --output_dir")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BundleInputError(existing, f"is not writable, so the output folder {path} cannot be created; choose another --output_dir")
+    problem = folder_write_problem(output_dir)
+    if problem is not None:
+        existing, what = problem
+        path = Path(output_dir).resolve()
+        raise BundleInputError(existing, f"{what}, so the output folder {path} cannot be created; choose another --output_dir")
 
 
 class CaseFailures(BundleError):

@@ -11,7 +11,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_json"]
+__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_json", "folder_write_problem"]
 
 
 def atomic_write(path: str | PathLike, write_fn: Callable[[Path], Any]) -> Path:
@@ -55,3 +55,15 @@ def atomic_torch_save(obj: Any, path: str | PathLike) -> Path:
     torch.save(obj, buffer)
     data = buffer.getvalue()
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def folder_write_problem(folder: str | PathLike) -> tuple[Path, str] | None:
+    """Why ``folder`` cannot be created or written, as ``(path in the way, "is a file" | "is not writable")``;
+    None when it exists writable or can be created under its nearest existing parent."""
+    folder = Path(folder).resolve()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return existing, "is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return existing, "is not writable"
+    return None

@@ -20,7 +20,7 @@ from torch import nn
 
 from bundles.checkpoints.release import file_sha256
 from bundles.errors import CheckpointError, ConfigurationError, PromptError
-from bundles.io.atomic import atomic_torch_save
+from bundles.io.atomic import atomic_torch_save, folder_write_problem
 from bundles.prompts.vocabulary import load_sat_vocabulary, normalize_modality, normalize_term
 
 __all__ = ["QueryEmbeddingCache", "encoder_id_from_file", "user_cache_dir"]
@@ -35,12 +35,6 @@ def user_cache_dir() -> Path:
     model folder is read-only."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "medseg-bundles"
-
-
-def _writable(folder: Path) -> bool:
-    """Whether ``folder`` exists writable, or could be created under its nearest existing parent."""
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    return existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
 
 
 def encoder_id_from_file(path: str | PathLike) -> str:
@@ -71,7 +65,7 @@ class QueryEmbeddingCache:
         self.encoder_id = encoder_id
         self.path = Path(cache_dir) / f"{encoder_id}.pt"
         self._rows: dict[str, torch.Tensor] = self._read() if self.path.is_file() else {}
-        if not _writable(self.path.parent):
+        if folder_write_problem(self.path.parent) is not None:
             fallback = user_cache_dir() / "query_cache"
             logger.info("%s is read-only: new query embeddings are cached in %s", self.path.parent, fallback)
             self.path = fallback / self.path.name
