@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bundles.engines.cases import case_id_from_path, parse_cases
+from bundles.io.cases import case_id_from_path, parse_cases
 from bundles.errors import BundleInputError, ConfigurationError
 
 
@@ -14,7 +14,7 @@ def test_single_image_and_list(tmp_path):
     (case,) = parse_cases({"image": "ct.nii.gz", "prompts": ["liver"], "modality": "ct"})
     assert (case.id, case.prompts, case.modality) == ("ct", ["liver"], "ct")
     cases = parse_cases({"image": ["a/ct.nii.gz", "b/ct.nii.gz"], "prompts": "liver", "modality": "ct"})
-    assert [c.id for c in cases] == ["ct", "ct_2"] and cases[0].prompts == ["liver"]
+    assert [c.id for c in cases] == ["ct", "ct_2"] and cases[0].prompts == "liver"  # opaque: the family normalises
 
 
 def test_case_file_paths_are_relative_to_the_file_and_fields_fall_back(tmp_path):
@@ -36,8 +36,6 @@ def test_ids_from_paths(tmp_path):
     "input_dict, match",
     [
         ({}, "needs 'image'"),
-        ({"image": "ct.nii.gz", "modality": "ct"}, "no prompts"),
-        ({"image": "ct.nii.gz", "prompts": ["liver"]}, "no modality"),
         ("ct.nii.gz", "must be a dict"),
     ],
 )
@@ -53,3 +51,12 @@ def test_broken_case_file(tmp_path):
         parse_cases({"cases": str(path), "prompts": ["liver"], "modality": "ct"})
     with pytest.raises(BundleInputError, match="not found"):
         parse_cases({"cases": str(tmp_path / "missing.jsonl")})
+
+
+def test_prompts_and_modality_are_opaque_to_the_core():
+    """Clicks, boxes or no prompts at all pass through unchanged; each family checks its own."""
+    clicks = {"points": [[10, 20, 30]], "point_labels": [1]}
+    (case,) = parse_cases({"image": "ct.nii.gz", "prompts": clicks})
+    assert case.prompts == clicks and case.modality is None
+    (case,) = parse_cases({"image": "ct.nii.gz"})
+    assert case.prompts is None

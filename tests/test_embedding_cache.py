@@ -9,7 +9,7 @@ import torch
 
 from bundles.errors import CheckpointError, ConfigurationError
 from bundles.networks.sat.text_encoder import build_text_encoder
-from bundles.prompts.embedding_cache import QueryEmbeddingCache, encoder_id_from_file
+from bundles.sat.query_cache import QueryEmbeddingCache, encoder_id_from_file
 
 
 @pytest.fixture(scope="module")

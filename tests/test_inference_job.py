@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bundles.data.phantom import make_ct_phantom
-from bundles.engines.cases import parse_cases
+from bundles.io.cases import parse_cases
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def _phantom(path: Path, seed: int) -> Path:
 
 
 def _medseg(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bundles.cli", *args], capture_output=True, text=True, timeout=600, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "bundles.sat.cli", *args], capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
 def test_medseg_segments_with_the_settings_recorded_in_the_model_folder(tiny_sat_model, tmp_path):
@@ -46,7 +46,7 @@ def test_medseg_segments_with_the_settings_recorded_in_the_model_folder(tiny_sat
 
 def test_medseg_reports_a_prompt_typo_before_loading_torch(tmp_path):
     image = _phantom(tmp_path / "a.nii.gz", seed=1)
-    code = ("import sys; from bundles.cli import main; rc = main(['segment', sys.argv[1], '-o', sys.argv[2], "
+    code = ("import sys; from bundles.sat.cli import main; rc = main(['segment', sys.argv[1], '-o', sys.argv[2], "
             "'--prompts', 'livr']); print('torch' in sys.modules, rc)")
     result = subprocess.run([sys.executable, "-c", code, str(image), str(tmp_path / "out")], capture_output=True, text=True)
     assert result.stdout.split() == ["False", "1"]
@@ -55,13 +55,13 @@ def test_medseg_reports_a_prompt_typo_before_loading_torch(tmp_path):
 
 
 def test_a_broken_case_is_reported_and_the_other_cases_still_run(tiny_sat_model, tmp_path):
-    from bundles.api import segment
+    from bundles.sat.api import segment_to_folder
 
     good = _phantom(tmp_path / "scans" / "good.nii.gz", seed=3)
     broken = tmp_path / "scans" / "broken.nii.gz"
     broken.write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(Exception) as excinfo:
-        segment([str(broken), str(good)], tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False)
+        segment_to_folder([str(broken), str(good)], tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False)
     from bundles.errors import find_bundle_error
 
     error = find_bundle_error(excinfo.value)
@@ -73,7 +73,7 @@ def test_a_broken_case_is_reported_and_the_other_cases_still_run(tiny_sat_model,
 
     legend = tmp_path / "out" / "good" / "legend.json"
     stamp = legend.stat().st_mtime_ns
-    segment(str(good), tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False, skip_existing=True)
+    segment_to_folder(str(good), tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False, skip_existing=True)
     assert legend.stat().st_mtime_ns == stamp
 
 
@@ -102,7 +102,10 @@ def test_cases_default_to_the_legend_terms_and_folders_of_images_expand(tmp_path
     cases.write_text(json.dumps({"image": "ct.nii.gz", "mask": "seg.nii.gz", "legend": {"2": "spleen", "1": "liver"},
                                  "modality": "ct"}) + "\n")
     (case,) = parse_cases({"cases": str(cases)})
-    assert case.prompts == ["liver", "spleen"]
+    from bundles.sat.prompts import TextPromptCheck
+    from bundles.sat.vocabulary import load_sat_vocabulary
+
+    assert TextPromptCheck(load_sat_vocabulary())(case).terms == ["liver", "spleen"]
     for name in ("b.nii.gz", "a.nrrd", "notes.txt"):
         (tmp_path / "folder" / name).parent.mkdir(exist_ok=True)
         (tmp_path / "folder" / name).write_bytes(b"")
@@ -115,7 +118,7 @@ def test_cases_default_to_the_legend_terms_and_folders_of_images_expand(tmp_path
 
 def test_aliases_take_totalsegmentator_names_and_abbreviations():
     from bundles.errors import PromptError
-    from bundles.prompts.vocabulary import load_sat_vocabulary
+    from bundles.sat.vocabulary import load_sat_vocabulary
 
     vocabulary = load_sat_vocabulary()
     assert vocabulary.match(["kidney_left", "IVC", "Gall Bladder"], "ct") == ["left kidney", "inferior vena cava", "gallbladder"]
@@ -126,7 +129,7 @@ def test_aliases_take_totalsegmentator_names_and_abbreviations():
 def test_the_query_cache_moves_to_the_user_cache_when_the_model_folder_is_read_only(tmp_path, monkeypatch):
     import torch
 
-    from bundles.prompts.embedding_cache import QueryEmbeddingCache
+    from bundles.sat.query_cache import QueryEmbeddingCache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "usercache"))
     blocker = tmp_path / "model_dir_is_a_file"

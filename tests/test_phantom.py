@@ -102,7 +102,7 @@ def test_organs_on_the_correct_side_in_world_coordinates(phantom):
     assert phantom.image[i - 2 : i + 3, j - 2 : j + 3, k].mean() > 250
 
 def test_legend_names_are_sat_ct_terms(phantom, repo_root):
-    vocabulary = json.loads((repo_root / "bundles/prompts/data/sat_terminology_list.json").read_text())
+    vocabulary = json.loads((repo_root / "bundles/sat/data/sat_terminology_list.json").read_text())
     terms = set(vocabulary["all"])
     assert phantom.legend == PHANTOM_LEGEND
     assert all(f"ct_{name}" in terms for name in phantom.legend.values())

@@ -14,7 +14,7 @@ from bundles.io.dicom_seg import read_dicom_seg
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
 from bundles.io.writers import write_segmentation
-from bundles.prompts.vocabulary import load_sat_vocabulary
+from bundles.sat.vocabulary import load_sat_vocabulary
 
 SERIES = EXAMPLES["ct_dicom_series"]
 

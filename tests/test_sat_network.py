@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bundles.errors import ConfigurationError
-from bundles.inferers.precision import autocast, channels_last, prepare_for_inference
+from bundles.precision import autocast, channels_last, prepare_for_inference
 from bundles.networks.sat.norm_act import instance_norm_leaky_relu
 from bundles.networks.sat.positional_encoding import PositionalEncoding3D, sinusoidal_encoding_3d
 from bundles.networks.sat.sat import SAT

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bundles.checkpoints.loading import load_state_dict_strict
-from bundles.checkpoints.release import check_release_pair, write_release_record
-from bundles.checkpoints.sat_text_encoder import convert_official_text_encoder, export_official_text_encoder
+from bundles.checkpoints.release import check_release, write_release_record
+from bundles.sat.convert_text_encoder import convert_official_text_encoder, export_official_text_encoder
 from bundles.errors import CheckpointError
 from bundles.networks.sat.text_encoder import KnowledgeEncoder
 from transformers import MPNetConfig
@@ -111,18 +111,31 @@ def test_release_pair_record(tmp_path):
     (models / "model.pt").write_bytes(b"segmentation weights")
     (models / "text_encoder.pt").write_bytes(b"text encoder weights")
     with pytest.raises(CheckpointError, match="no release record"):
-        check_release_pair(models)
-    record_path = write_release_record(models, models / "model.pt", "text_encoder.pt", "SAT-Nano test")
-    record = check_release_pair(models)
+        check_release(models)
+    record_path = write_release_record(models, {"segmentation": models / "model.pt", "text_encoder": "text_encoder.pt"}, "SAT-Nano test")
+    record = check_release(models)
     assert record_path == models / "release.json"
     assert record["release"] == "SAT-Nano test" and record["text_encoder"]["file"] == "text_encoder.pt"
     (models / "text_encoder.pt").write_bytes(b"another release's text encoder")
-    with pytest.raises(CheckpointError, match="text_encoder.pt: this text_encoder checkpoint is not the one recorded"):
-        check_release_pair(models)
+    with pytest.raises(CheckpointError, match="text_encoder.pt: this text_encoder file is not the one recorded"):
+        check_release(models)
     (models / "text_encoder.pt").unlink()
     with pytest.raises(CheckpointError, match="missing"):
-        check_release_pair(models)
+        check_release(models)
     outside = tmp_path / "elsewhere.pt"
     outside.write_bytes(b"x")
     with pytest.raises(CheckpointError, match="must lie inside"):
-        write_release_record(models, models / "model.pt", outside, "x")
+        write_release_record(models, {"segmentation": models / "model.pt", "text_encoder": outside}, "x")
+
+
+def test_release_record_of_any_parts(tmp_path):
+    """A release of three parts (e.g. a SAM base, a LoRA file and a decoder): each is checked by name."""
+    for name in ("sam_base.pt", "lora.pt", "decoder.pt"):
+        (tmp_path / name).write_bytes(name.encode())
+    write_release_record(tmp_path, {"base": "sam_base.pt", "lora": "lora.pt", "decoder": "decoder.pt"}, "three parts")
+    assert set(check_release(tmp_path)) == {"release", "base", "lora", "decoder", "written"}
+    (tmp_path / "lora.pt").write_bytes(b"a LoRA file trained on another base")
+    with pytest.raises(CheckpointError, match="lora.pt: this lora file is not the one recorded.*matching lora for its base, decoder"):
+        check_release(tmp_path)
+    with pytest.raises(CheckpointError, match="parts must be named"):
+        write_release_record(tmp_path, {}, "nothing")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from bundles.inferers.text_prompted import TextPromptedInferer
+from bundles.sat.inferer import TextPromptedInferer
 from bundles.io.grid import ImageGrid
 from bundles.metrics.segmentation import dice
 

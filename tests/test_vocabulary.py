@@ -8,13 +8,8 @@ import logging
 import pytest
 
 from bundles.errors import ConfigurationError, PromptError
-from bundles.prompts.vocabulary import (
-    LESION_REGION,
-    MODALITIES,
-    SATVocabulary,
-    load_sat_vocabulary,
-    normalize_modality,
-)
+from bundles.io.modality import MODALITIES, normalize_modality
+from bundles.sat.vocabulary import LESION_REGION, SATVocabulary, load_sat_vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +20,7 @@ def vocab() -> SATVocabulary:
 def test_packaged_vocabulary_counts(vocab):
     assert len(vocab) == 498
     assert [len(vocab.terms(m)) for m in ("ct", "mri", "pet", "us")] == [306, 189, 3, 0]
-    assert MODALITIES == {"ct": 0, "mri": 1, "us": 2, "pet": 3}
+    assert MODALITIES == ("ct", "mri", "us", "pet")  # SAT modality_embed row order
 
 
 def test_case_and_space_normalisation(vocab):
@@ -74,7 +69,7 @@ def test_glued_terms_are_refused(vocab, glued, parts):
 
 
 def test_duplicates_removed_with_warning(vocab, caplog):
-    with caplog.at_level(logging.WARNING, logger="bundles.prompts.vocabulary"):
+    with caplog.at_level(logging.WARNING, logger="bundles.sat.vocabulary"):
         assert vocab.match(["liver", "spleen", " Liver"], "ct") == ["liver", "spleen"]
     assert "more than once" in caplog.text and "'liver'" in caplog.text
 
@@ -86,7 +81,7 @@ def test_empty_or_malformed_prompt_lists(vocab, terms):
 
 
 def test_free_text_passes_with_warning(vocab, caplog):
-    with caplog.at_level(logging.WARNING, logger="bundles.prompts.vocabulary"):
+    with caplog.at_level(logging.WARNING, logger="bundles.sat.vocabulary"):
         assert vocab.match(["Hepatic Flexure", "liver"], "ct", allow_free_text=True) == ["hepatic flexure", "liver"]
     assert "free text" in caplog.text
 

@@ -27,7 +27,7 @@ import fire
 import torch
 
 from bundles.io.atomic import atomic_write_json
-from bundles.inferers.precision import autocast, channels_last, prepare_for_inference
+from bundles.precision import autocast, channels_last, prepare_for_inference
 from bundles.networks.sat.sat import SAT
 
 #: (variant, mode) pairs measured by ``run``.
@@ -54,7 +54,7 @@ def measure(variant: str = "nano", mode: str = "fast", queries: int = 10, size: 
     """
     torch.manual_seed(seed)
     roi = _parse_size(size)
-    network = (SAT.nano if variant == "nano" else SAT.pro)(roi).eval()
+    network = SAT.build(variant, roi).eval()
     if mode == "end_to_end":
         print(json.dumps(_end_to_end(network, roi, queries, variant)))
         return
@@ -94,7 +94,7 @@ def _end_to_end(network: SAT, roi: tuple[int, int, int], queries: int, variant: 
     from monai.data import MetaTensor
 
     from bundles.data.phantom import make_ct_phantom
-    from bundles.inferers.text_prompted import TextPromptedInferer
+    from bundles.sat.inferer import TextPromptedInferer
     from bundles.io.grid import ImageGrid
 
     phantom = make_ct_phantom(0, shape=(512, 512, 200), spacing=(0.8, 0.8, 1.5))

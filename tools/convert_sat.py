@@ -18,9 +18,9 @@ import fire
 import torch
 
 from bundles.checkpoints.loading import read_state_dict
-from bundles.checkpoints.sat import convert_official_sat_detailed, export_official_sat
+from bundles.sat.convert import convert_official_sat_detailed, export_official_sat
 from bundles.checkpoints.release import file_sha256, write_release_record
-from bundles.checkpoints.sat_text_encoder import convert_official_text_encoder, export_official_text_encoder
+from bundles.sat.convert_text_encoder import convert_official_text_encoder, export_official_text_encoder
 from bundles.errors import install_excepthook
 from bundles.io.atomic import atomic_torch_save
 
@@ -122,7 +122,7 @@ def text_encoder_export(checkpoint: str, kind: str = "ours", output: str = "text
 def release(models_dir: str, segmentation_file: str, text_encoder_file: str, release: str) -> str:
     """Record that the converted pair in ``models_dir`` belongs together (``models_dir/release.json``); the
     bundles refuse a segmentation checkpoint with another release's text encoder."""
-    path = write_release_record(models_dir, segmentation_file, text_encoder_file, release)
+    path = write_release_record(models_dir, {"segmentation": segmentation_file, "text_encoder": text_encoder_file}, release)
     print(f"wrote {path}")
     return str(path)
 

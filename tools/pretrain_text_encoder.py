@@ -1,5 +1,5 @@
 """Knowledge pretraining of a SAT text encoder from the command line (see
-:class:`bundles.engines.knowledge_pretraining.KnowledgePretraining`).
+:class:`bundles.sat.knowledge_pretraining.KnowledgePretraining`).
 
 Example (offline, the packaged MiniLM tower frozen, projection trained)::
 
@@ -13,7 +13,7 @@ from os import PathLike
 
 import fire
 
-from bundles.engines.knowledge_pretraining import KnowledgePretraining
+from bundles.sat.knowledge_pretraining import KnowledgePretraining
 from bundles.errors import install_excepthook
 
 __all__ = ["pretrain"]

@@ -1,2 +1,2 @@
-"""Checkpoint handling: reading any known container safely, strict loading, and converters that turn
-the official releases of each model family into our state dicts (and back)."""
+"""Checkpoint handling: reading any known container safely, strict loading, model cards and release
+records. Each family's converters of official releases live in its own package (``bundles/sat/convert.py``)."""

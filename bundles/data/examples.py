@@ -19,7 +19,7 @@ import bundles
 from bundles.errors import BundleInputError
 from bundles.io.grid import ImageGrid
 from bundles.io.reference_masks import load_reference_masks
-from bundles.prompts.vocabulary import load_sat_vocabulary, totalsegmentator_terms
+from bundles.data.totalsegmentator_names import totalsegmentator_terms
 
 __all__ = ["ExampleCase", "EXAMPLES", "examples_dir", "reference_masks"]
 
@@ -77,8 +77,8 @@ class ExampleCase:
 
     @property
     def sat_terms(self) -> dict[str, str]:
-        """TotalSegmentator class name -> SAT vocabulary term for this case's modality
-        (the packaged ``totalsegmentator_to_sat.json``; classes SAT cannot prompt in this modality are absent)."""
+        """TotalSegmentator class name -> anatomical name (a SAT vocabulary term) for this case's modality
+        (:func:`bundles.data.totalsegmentator_names.totalsegmentator_terms`)."""
         return totalsegmentator_terms(self.modality)
 
     @property

@@ -1,1 +1,1 @@
-"""Engines: the loops that drive inference over cases, evaluation, and training."""
+"""Engines: the per-case segmentation job every family runs, the training loop, run identity and tracking."""

@@ -30,7 +30,7 @@ from bundles.checkpoints.release import file_sha256
 from bundles.engines.run_identity import identity_differences
 from bundles.engines.tracking import MLflowTracker
 from bundles.errors import ConfigurationError
-from bundles.inferers.precision import autocast, resolve_device
+from bundles.precision import autocast, resolve_device
 from bundles.io.atomic import atomic_torch_save, atomic_write_json
 from bundles.progress import show_progress
 

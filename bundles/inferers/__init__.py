@@ -1,1 +1,1 @@
-"""Inference pipelines that take a whole image on its own grid and return masks on that same grid."""
+"""The step every family's inference ends with: probabilities on the model grid -> masks on the input grid."""

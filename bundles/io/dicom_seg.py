@@ -196,7 +196,7 @@ _ANATOMY = {
     "vertebrae": "Vertebra",
     "white matter": "WhiteMatter",
 }
-"""Anatomical structures of the SAT vocabulary (``bundles/prompts/data/sat_terminology_list.json``, without the
+"""Anatomical structures of the SAT vocabulary (``bundles/sat/data/sat_terminology_list.json``, without the
 side) -> keyword of ``pydicom.sr.codedict.codes.SCT`` (DICOM PS3.16 CID 7151 style anatomic codes). Only
 anatomy is listed: lesions and tumours ("liver tumor") keep the generic code, not a morphology code under the
 anatomy category."""

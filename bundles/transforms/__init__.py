@@ -1,1 +1,1 @@
-"""Transforms: modality-specific intensity normalisation and input sanity checks."""
+"""Transforms shared by the families: input sanity checks (is a CT in HU?)."""

@@ -20,7 +20,7 @@ from bundles.networks.sat.positional_encoding import PositionalEncoding3D
 from bundles.networks.sat.query_decoder import QueryDecoder
 from bundles.networks.sat.unet import PlainConvUNet
 
-__all__ = ["SAT", "NANO", "PRO"]
+__all__ = ["SAT", "NANO", "PRO", "VARIANTS"]
 
 #: Official sizes (model/maskformer.py, 'UNET' = SAT-Nano and 'UNET-L' = SAT-Pro).
 NANO = dict(
@@ -37,6 +37,9 @@ PRO = dict(
     mask_embed_hidden=384,
     deep_supervision_hidden=(384, 512, 512),
 )
+
+#: Named variants (segment-anything's ``sam_model_registry`` pattern): configs name ``SAT.nano`` / ``SAT.pro``.
+VARIANTS = {"nano": NANO, "pro": PRO}
 
 #: The official first conv takes the 1-channel image repeated 3 times (model/maskformer.py, input_channels=3).
 IMAGE_REPEATS = 3
@@ -117,6 +120,17 @@ class SAT(nn.Module):
     def pro(cls, roi_size: Sequence[int], **kwargs) -> SAT:
         """SAT-Pro ('UNET-L', 477M parameters with deep supervision)."""
         return cls(roi_size, **{**PRO, **kwargs})
+
+    @classmethod
+    def build(cls, variant: str, roi_size: Sequence[int], **kwargs) -> SAT:
+        """The named variant (``"nano"`` or ``"pro"``, :data:`VARIANTS`) with ``kwargs`` overriding its sizes.
+
+        Raises:
+            ConfigurationError: unknown variant.
+        """
+        if variant not in VARIANTS:
+            raise ConfigurationError(f"unknown SAT variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        return cls(roi_size, **{**VARIANTS[variant], **kwargs})
 
     def check_spatial_size(self, size: Sequence[int]) -> tuple[int, int, int]:
         """Return ``size`` as a tuple after checking it has 3 positive entries divisible by 32.

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from bundles.errors import PromptError
-from bundles.prompts.vocabulary import MODALITIES, normalize_modality, normalize_term
+from bundles.io.modality import MODALITIES, normalize_modality
+from bundles.sat.vocabulary import normalize_term
 
 __all__ = ["QUERY_DIM", "TextQueryEncoder", "mean_pool"]
 
@@ -78,7 +79,7 @@ class TextQueryEncoder(nn.Module):
             names = [normalize_modality(m) for m in modality]
             if len(names) != n:
                 raise PromptError(f"got {n} terms but {len(names)} modalities; give one modality or one per term")
-        return torch.tensor([MODALITIES[m] for m in names], dtype=torch.long, device=self.device)
+        return torch.tensor([MODALITIES.index(m) for m in names], dtype=torch.long, device=self.device)
 
     def forward(self, terms: Sequence[str], modality: str | Sequence[str]) -> torch.Tensor:
         """Query embeddings (N, 768) of ``terms`` (lower-cased, stripped) for ``modality``.

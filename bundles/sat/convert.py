@@ -21,11 +21,12 @@ import torch
 from bundles.checkpoints.loading import check_state_dict, read_state_dict, strip_prefix
 from bundles.errors import CheckpointError
 from bundles.networks.sat.sat import SAT
+from bundles.networks.sat.sat import VARIANTS as SAT_VARIANTS
 
 __all__ = ["SATConversion", "build_meta_sat", "convert_official_sat", "convert_official_sat_detailed", "export_official_sat"]
 
 Variant = Literal["nano", "pro"]
-VARIANTS = ("nano", "pro")
+VARIANTS = tuple(SAT_VARIANTS)
 DDP_PREFIX = "module."
 #: ``all_modules.{i}`` alias -> twin attribute (nnU-Net ConvDropoutNormReLU: Sequential(conv, norm, nonlin)).
 ALIAS_TWINS = {"0": "conv", "1": "norm"}
@@ -52,8 +53,7 @@ def build_meta_sat(variant: Variant, deep_supervision: bool) -> SAT:
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown SAT variant {variant!r}; choose one of {VARIANTS}")
     with torch.device("meta"):
-        factory = SAT.nano if variant == "nano" else SAT.pro
-        return factory((32, 32, 32), deep_supervision=deep_supervision)
+        return SAT.build(variant, (32, 32, 32), deep_supervision=deep_supervision)
 
 
 def _check_fits(state: Mapping[str, torch.Tensor], variant: Variant, deep_supervision: bool, source: str) -> None:

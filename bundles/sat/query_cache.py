@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from bundles.checkpoints.loading import load_weights
 from bundles.checkpoints.release import file_sha256
 from bundles.errors import CheckpointError, ConfigurationError, PromptError
 from bundles.io.atomic import atomic_torch_save, folder_write_problem
-from bundles.prompts.vocabulary import load_sat_vocabulary, normalize_modality, normalize_term
+from bundles.io.modality import normalize_modality
+from bundles.sat.vocabulary import load_sat_vocabulary, normalize_term
 
-__all__ = ["QueryEmbeddingCache", "encoder_id_from_file", "user_cache_dir"]
+__all__ = ["QueryEmbeddingCache", "CachedQueries", "QueryProvider", "encoder_id_from_file", "user_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,3 +143,44 @@ class QueryEmbeddingCache:
             raise ConfigurationError(f"no terms to precompute for modality {modality!r}; pass terms=[...]")
         self.get(encoder, names, modality)
         return len(self)
+
+
+#: ``(terms, modality) -> (Q, D)`` query embeddings, as :class:`CachedQueries` gives them.
+QueryProvider = Callable[[Sequence[str], str], torch.Tensor]
+
+
+class CachedQueries:
+    """Query embeddings from the on-disk cache; the text encoder is built only for terms not cached yet.
+
+    Args:
+        cache_dir: folder of the cache files.
+        encoder_checkpoint: the text encoder's weights file; its hash names the cache, so other weights
+            never reuse stale embeddings.
+        encoder_factory: zero-argument callable building the (weightless) text encoder.
+        encoder_kind: the encoder kind, part of the cache name with the weights' hash (a different tower or
+            tokenizer with the same weights file must not reuse embeddings).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | PathLike,
+        encoder_checkpoint: str | PathLike,
+        encoder_factory: Callable[[], nn.Module],
+        encoder_kind: str = "",
+    ):
+        self.encoder_checkpoint = Path(encoder_checkpoint)
+        encoder_id = encoder_id_from_file(self.encoder_checkpoint)
+        self.cache = QueryEmbeddingCache(cache_dir, f"{encoder_kind}-{encoder_id}" if encoder_kind else encoder_id)
+        self.encoder_factory = encoder_factory
+        self._encoder: nn.Module | None = None
+
+    def encoder(self) -> nn.Module:
+        """The text encoder with its weights, built on first use."""
+        if self._encoder is None:
+            self._encoder = load_weights(self.encoder_factory(), self.encoder_checkpoint).eval()
+        return self._encoder
+
+    def __call__(self, terms: Sequence[str], modality: str) -> torch.Tensor:
+        if self.cache.has(terms, modality):
+            return self.cache.lookup(terms, modality)
+        return self.cache.get(self.encoder(), terms, modality)

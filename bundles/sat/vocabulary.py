@@ -21,48 +21,24 @@ from importlib import resources
 from os import PathLike
 from pathlib import Path
 
+from bundles.data.totalsegmentator_names import totalsegmentator_terms
 from bundles.errors import ConfigurationError, PromptError
+from bundles.io.modality import MODALITIES, normalize_modality
 
 __all__ = [
-    "MODALITIES",
     "LESION_REGION",
     "SATVocabulary",
-    "normalize_modality",
     "normalize_term",
     "load_sat_vocabulary",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Modality codes of SAT's ``modality_embed`` rows (SAT ``model/text_encoder.py``: ct 0, mri 1, us 2, pet 3).
-MODALITIES: dict[str, int] = {"ct": 0, "mri": 1, "us": 2, "pet": 3}
-
-#: Spellings accepted for each modality (exact, after lower-casing and stripping).
-_MODALITY_ALIASES: dict[str, str] = {"ct": "ct", "mri": "mri", "mr": "mri", "pet": "pet", "us": "us"}
-
 #: Region reported by :meth:`SATVocabulary.region_of` for the ``abnormal`` classes (the paper's lesion group).
 LESION_REGION = "lesion"
 
 _MAX_SUGGESTIONS = 5
 _WHITESPACE = re.compile(r"\s+")
-
-
-def normalize_modality(modality: str) -> str:
-    """Return the canonical modality name (``"ct"``, ``"mri"``, ``"us"`` or ``"pet"``).
-
-    Accepts exactly ``ct``, ``mri``/``mr``, ``pet`` and ``us``, case-insensitive and stripped; no
-    substring guessing (``"ct scan"`` or ``"t1 mri"`` are refused).
-
-    Raises:
-        PromptError: anything else; the message lists the accepted values.
-    """
-    key = modality.strip().lower() if isinstance(modality, str) else None
-    if key not in _MODALITY_ALIASES:
-        raise PromptError(
-            f"unknown modality {modality!r}; accepted values are {', '.join(sorted(_MODALITY_ALIASES))} "
-            "(case-insensitive; 'mr' means 'mri')"
-        )
-    return _MODALITY_ALIASES[key]
 
 
 def normalize_term(term: str) -> str:
@@ -254,22 +230,15 @@ class SATVocabulary:
 
 
 def _packaged_json(name: str) -> dict:
-    resource = resources.files("bundles.prompts").joinpath(f"data/{name}")
+    resource = resources.files("bundles.sat").joinpath(f"data/{name}")
     return json.loads(resource.read_text(encoding="utf-8"))
-
-
-@lru_cache(maxsize=None)
-def totalsegmentator_terms(modality: str) -> dict[str, str]:
-    """TotalSegmentator class name (``kidney_left``) -> SAT term (``left kidney``) for ``modality``; only
-    classes SAT's vocabulary has for that modality (packaged ``data/totalsegmentator_to_sat.json``)."""
-    return dict(_packaged_json("totalsegmentator_to_sat.json").get(normalize_modality(modality), {}))
 
 
 @lru_cache(maxsize=1)
 def load_sat_vocabulary() -> SATVocabulary:
     """The packaged SAT vocabulary (read once per process), with TotalSegmentator class names and common
     abbreviations (``data/abbreviations.json``) accepted as aliases."""
-    resource = resources.files("bundles.prompts").joinpath("data/sat_terminology_list.json")
+    resource = resources.files("bundles.sat").joinpath("data/sat_terminology_list.json")
     with resources.as_file(resource) as path:
         vocabulary = SATVocabulary.from_file(path)
     abbreviations = {k: v for k, v in _packaged_json("abbreviations.json").items() if not k.startswith("_")}

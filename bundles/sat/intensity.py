@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from bundles.prompts.vocabulary import normalize_modality
+from bundles.io.modality import normalize_modality
 
 __all__ = ["CT_WINDOW_HU", "MR_PERCENTILES", "normalize_intensity"]
 
@@ -23,7 +23,7 @@ def normalize_intensity(image: torch.Tensor, modality: str) -> torch.Tensor:
     """Return ``image`` (any shape, float) clipped and z-scored the SAT way for ``modality``.
 
     Raises:
-        PromptError: unknown modality (see :func:`bundles.prompts.vocabulary.normalize_modality`).
+        PromptError: unknown modality (see :func:`bundles.sat.vocabulary.normalize_modality`).
     """
     modality = normalize_modality(modality)
     image = image.float()

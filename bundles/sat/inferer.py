@@ -15,14 +15,12 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
-from monai.transforms.utils import get_largest_connected_component_mask
 
-from bundles.errors import require_package
-from bundles.inferers.precision import autocast, channels_last, prepare_for_inference, resolve_device
+from bundles.inferers.on_grid import MasksOnGrid
 from bundles.io.grid import ImageGrid
-from bundles.io.resample import resample_to_grid
-from bundles.transforms.sat_preprocessing import SATPreprocessing
+from bundles.precision import autocast, channels_last, prepare_for_inference, resolve_device
 from bundles.progress import show_progress
+from bundles.sat.preprocessing import SATPreprocessing
 
 __all__ = ["TextPromptedInferer"]
 
@@ -44,8 +42,8 @@ class TextPromptedInferer:
         amp: autocast (bfloat16 on CPU, float16 on CUDA) with channels_last_3d layout (the fast path).
         bfloat16_weights: cast the weights to bfloat16 (needed for SAT-Pro on a 24 GB machine without GPU);
             implies autocast, since bfloat16 weights cannot take float32 activations.
-        keep_largest_component: keep only the largest connected component of each mask (MONAI's
-            ``get_largest_connected_component_mask``); off in the official pipeline, which has no post-processing.
+        keep_largest_component: keep only the largest connected component of each mask
+            (:class:`bundles.inferers.on_grid.MasksOnGrid`); off in the official pipeline, which has no post-processing.
         progress: show a progress bar over windows.
     """
 
@@ -72,11 +70,8 @@ class TextPromptedInferer:
         self.preprocessing = SATPreprocessing(spacing, orientation, crop_foreground)
         self.sw_batch_size = sw_batch_size
         self.overlap = overlap
-        self.threshold = threshold
+        self.to_masks = MasksOnGrid(threshold, keep_largest_component)
         self.amp = amp or bfloat16_weights
-        self.keep_largest_component = keep_largest_component
-        if keep_largest_component:
-            require_package("skimage", "scikit-image", "keep_largest_component (MONAI's connected components)")
         self.progress = progress
 
     @torch.inference_mode()
@@ -108,12 +103,4 @@ class TextPromptedInferer:
         """Masks ``(Q, *grid.shape)`` (bool) on the input grid for ``image`` ``(1, X, Y, Z)`` read on ``grid``
         and ``queries`` ``(Q, D)``."""
         pre, _ = self.preprocessing(image, modality)
-        probs = self.probabilities(pre, queries)
-        masks = np.zeros((probs.shape[0], *grid.shape), dtype=bool)
-        for q in range(probs.shape[0]):
-            on_grid = resample_to_grid(probs[q : q + 1], pre.affine, grid, mode="bilinear")
-            mask = on_grid[0] > self.threshold
-            if self.keep_largest_component and bool(mask.any()):
-                mask = get_largest_connected_component_mask(mask)
-            masks[q] = np.asarray(mask)
-        return masks
+        return self.to_masks(self.probabilities(pre, queries), pre.affine, grid)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from bundles.data.text_prompted_crops import TextPromptedCropSampler, collate_text_prompted
+from bundles.sat.crops import TextPromptedCropSampler, collate_text_prompted
 from bundles.losses.dice_bce import DeepSupervisedDiceBCE
 
 __all__ = ["CropBatches", "TextPromptedTrainingModule", "set_trainable"]

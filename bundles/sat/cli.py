@@ -4,7 +4,7 @@
     medseg segment dicom_folder/ -o out --prompts liver --model runs/train/model --dicom-seg
     medseg vocabulary --modality mri --search kidney
 
-``segment`` runs :func:`bundles.api.segment` (the bundle's ``configs/inference.json``); prompts and paths are
+``segment`` runs :func:`bundles.sat.api.segment_to_folder` (the bundle's ``configs/inference.json``); prompts and paths are
 checked before torch and MONAI are imported, so a typo costs a second, not a model load. Every error is one
 line on stderr and a non-zero exit.
 """
@@ -21,27 +21,28 @@ __all__ = ["main"]
 
 def _segment(args: argparse.Namespace) -> None:
     from bundles.errors import BundleInputError
-    from bundles.prompts.vocabulary import load_sat_vocabulary
+    from bundles.sat.vocabulary import load_sat_vocabulary
 
     for image in args.images:
         if not Path(image).exists():
             raise BundleInputError(image, "no such file or folder")
     load_sat_vocabulary().match(args.prompts, args.modality, allow_free_text=args.free_text)  # fails fast on typos
 
-    from bundles.api import segment
+    from bundles.sat.api import segment_to_folder
 
     # only the flags given: anything else keeps the value of the model's own configs (e.g. configs/demo.json)
     flags = {"dicom_seg": args.dicom_seg, "skip_existing": args.skip_existing,
              "keep_largest_component": args.largest_component, "allow_free_text": args.free_text}
     options = {key: True for key, given in flags.items() if given}
     images = args.images if len(args.images) > 1 else args.images[0]
-    out = segment(images, args.output, args.prompts, modality=args.modality, bundle=args.bundle, model_dir=args.model,
+    out = segment_to_folder(images, args.output, args.prompts, modality=args.modality, bundle=args.bundle, model_dir=args.model,
                   device=args.device, **options)
     print(f"outputs: {Path(out).resolve()}")
 
 
 def _vocabulary(args: argparse.Namespace) -> None:
-    from bundles.prompts.vocabulary import load_sat_vocabulary, normalize_modality
+    from bundles.io.modality import normalize_modality
+    from bundles.sat.vocabulary import load_sat_vocabulary
 
     vocabulary = load_sat_vocabulary()
     modalities = [normalize_modality(args.modality)] if args.modality else ["ct", "mri", "pet"]

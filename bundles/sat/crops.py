@@ -2,7 +2,7 @@
 
 Each case of a dataset list (``.jsonl``: ``image``, ``mask`` (a label map), ``legend`` (label value ->
 term), ``modality``, ``dataset``) is read once, preprocessed exactly as at inference
-(:class:`~bundles.transforms.sat_preprocessing.SATPreprocessing`) and kept in memory. Each sample is a crop
+(:class:`~bundles.sat.preprocessing.SATPreprocessing`) and kept in memory. Each sample is a crop
 of ``roi_size`` centred (with jitter) on a random voxel of a random label present in the case; the queries
 are the labels present in the crop (at most ``max_queries``, dropping those that fill the whole crop) plus
 up to ``neg_ratio`` times as many labels of the case that are absent from the crop.
@@ -20,13 +20,13 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Randomizable
 
-from bundles.engines.cases import Case, parse_cases
+from bundles.io.cases import Case, parse_cases
 from bundles.errors import BundleInputError
 from bundles.io.readers import read_image
 from bundles.io.reference_masks import values_by_term
 from bundles.io.resample import resample_to_grid
-from bundles.prompts.vocabulary import normalize_modality
-from bundles.transforms.sat_preprocessing import SATPreprocessing
+from bundles.io.modality import normalize_modality
+from bundles.sat.preprocessing import SATPreprocessing
 
 __all__ = ["PreparedCase", "TextPromptedCropSampler", "collate_text_prompted"]
 
@@ -47,6 +47,8 @@ def prepare_case(case: Case, preprocessing: SATPreprocessing) -> PreparedCase:
     """Read ``case`` (image + label map), put the map on the image grid, preprocess both."""
     if case.mask is None or not case.legend:
         raise BundleInputError(case.image, "a training case needs 'mask' (label map) and 'legend' (value -> term)")
+    if case.modality is None:
+        raise BundleInputError(case.image, "a training case needs 'modality' ('ct', 'mri' or 'pet'): SAT embeds it with the text")
     image, grid = read_image(case.image)
     labels, label_grid = read_image(case.mask)
     labels = MetaTensor(resample_to_grid(labels, label_grid.affine, grid, mode="nearest"), affine=image.affine.clone())
@@ -86,7 +88,7 @@ class TextPromptedCropSampler:
     """An endless iterator of training samples ``{'image', 'target', 'terms', 'modality'}``.
 
     Args:
-        data: dataset list (``.jsonl``/``.json``) or an ``input_dict`` (see :mod:`bundles.engines.cases`).
+        data: dataset list (``.jsonl``/``.json``) or an ``input_dict`` (see :mod:`bundles.io.cases`).
         roi_size: crop size in voxels of the preprocessed grid (official training crop 288x288x64).
         preprocessing: the same preprocessing as at inference.
         max_queries: at most this many positive labels per crop (official 32).
@@ -118,7 +120,7 @@ class TextPromptedCropSampler:
         rank: int = 0,
     ):
         input_dict = data if isinstance(data, dict) else {"cases": str(data)}
-        self.cases = [prepare_case(c, preprocessing) for c in parse_cases({"prompts": ["-"], **input_dict})]
+        self.cases = [prepare_case(c, preprocessing) for c in parse_cases(input_dict)]
         self.roi = tuple(int(r) for r in roi_size)
         self.max_queries = max_queries
         self.neg_ratio = neg_ratio

@@ -27,7 +27,7 @@ from bundles.engines.trainer import Trainer, warmup_cosine
 from bundles.errors import ConfigurationError
 from bundles.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 from bundles.networks.sat.text_encoder import TextQueryEncoder, build_text_encoder, canonical_kind
-from bundles.prompts.knowledge import KnowledgePair, read_knowledge_pairs
+from bundles.sat.knowledge import KnowledgePair, read_knowledge_pairs
 from bundles.progress import show_progress
 
 __all__ = ["FEATURES", "KnowledgePairBatches", "KnowledgeContrastiveModule", "KnowledgePretraining", "open_top_layers"]
@@ -141,7 +141,7 @@ class KnowledgePretraining:
     """Pretrain a text encoder on a knowledge JSON-lines file and write its state dict.
 
     Args:
-        knowledge_file: JSON lines, see :func:`~bundles.prompts.knowledge.read_knowledge_pairs`.
+        knowledge_file: JSON lines, see :func:`~bundles.sat.knowledge.read_knowledge_pairs`.
         output_file: where the trained encoder's state dict (our key names) is written, atomically.
         encoder_kind: ``"knowledge"``, ``"medcpt"``, ``"basebert"`` or ``"sentence"`` (ignored with ``encoder``).
         model_dir: local folder of the tower (config, tokenizer; its weights are the starting point unless

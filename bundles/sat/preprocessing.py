@@ -2,7 +2,7 @@
 
 Orientation to ``orientation`` (RAS), resampling to ``spacing`` (1x1x3 mm; bilinear for images, nearest for
 label maps), crop to the bounding box of image voxels > 0 (margin 0), then per-modality normalisation
-(:func:`bundles.transforms.intensity.normalize_intensity`). The returned MetaTensors carry the affine of
+(:func:`bundles.sat.intensity.normalize_intensity`). The returned MetaTensors carry the affine of
 the preprocessed grid, which is how predictions are put back on the input grid.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from monai.data import MetaTensor
 from monai.transforms import Compose, CropForegroundd, Orientationd, Spacingd
 
-from bundles.transforms.intensity import normalize_intensity
+from bundles.sat.intensity import normalize_intensity
 
 __all__ = ["SATPreprocessing"]
 

@@ -9,7 +9,10 @@ Accepted forms (``--input_dict`` on the command line):
 - a case list: ``{'cases': 'cases.jsonl'}`` (or ``.json`` holding a list); each case may set its own
   ``image``, ``prompts``, ``modality``, ``id``, ``frame`` (the volume of a 4D image), and for evaluation
   ``mask`` + ``legend`` (label value -> term), ``dataset``; missing fields fall back to the top-level ones.
-  A case with a ``legend`` and no prompts is prompted with the legend's terms (evaluation lists).
+
+``prompts`` are opaque here: each family checks them (text terms for SAT, clicks, boxes, none for a
+prompt-free model) with its own prompt check before any model loads. ``modality`` is optional here too;
+families that need it (SAT) require it in their check.
 
 Relative paths inside a case file are relative to that file's folder.
 """
@@ -33,12 +36,16 @@ _SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
 
 @dataclass
 class Case:
-    """One image to segment, with its prompts and (for evaluation) its reference mask."""
+    """One image to segment, with its prompts and (for evaluation) its reference mask.
+
+    ``prompts`` is whatever the case gave (``None`` when absent), checked by the family; ``modality`` is the
+    given spelling (``None`` when absent; see :func:`bundles.io.modality.normalize_modality`).
+    """
 
     id: str
     image: Path
-    prompts: list[str]
-    modality: str
+    prompts: Any
+    modality: str | None
     mask: Path | None = None
     legend: dict[int, str] = field(default_factory=dict)
     dataset: str = ""
@@ -103,7 +110,7 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
     """Expand ``input_dict`` (see module docstring) into cases with unique ids.
 
     Raises:
-        ConfigurationError: no image given, or a case without prompts or modality.
+        ConfigurationError: no image given, or a case without ``image``.
         BundleInputError: unreadable case list.
     """
     if not isinstance(input_dict, Mapping):
@@ -127,14 +134,7 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         image = Path(merged["image"])
         legend = {int(k): str(v) for k, v in (merged.get("legend") or {}).items()}
         prompts = merged.get("prompts", merged.get("label"))
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not prompts and legend:
-            prompts = list(dict.fromkeys(legend[k] for k in sorted(legend)))
-        if not prompts:
-            raise ConfigurationError(f"{image}: no prompts given; pass e.g. 'prompts': ['liver', 'spleen']")
-        if "modality" not in merged:
-            raise ConfigurationError(f"{image}: no modality given; pass 'modality': 'ct', 'mri' or 'pet'")
+        modality = merged.get("modality")
         case_id = str(merged.get("id") or _default_id(image))
         seen[case_id] = seen.get(case_id, 0) + 1
         if seen[case_id] > 1:
@@ -142,6 +142,7 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         mask = Path(merged["mask"]) if merged.get("mask") else None
         frame = None if merged.get("frame") is None else int(merged["frame"])
         cases.append(
-            Case(case_id, image, list(prompts), str(merged["modality"]), mask, legend, str(merged.get("dataset", "")), frame)
+            Case(case_id, image, prompts, None if modality is None else str(modality), mask, legend,
+                 str(merged.get("dataset", "")), frame)
         )
     return cases

@@ -1,0 +1,222 @@
+"""The per-case segmentation job every family runs: cases in, files on disk out.
+
+For each case of an ``input_dict`` (:mod:`bundles.io.cases`): read and check the image, hand it with the
+case's prompts (already validated by the family's prompt check, before any model was loaded) to the
+family's predictor, write the multi-label NIfTI, one file per mask, the legend (and DICOM-SEG for DICOM
+input) under ``<output_dir>/<case id>/``. Cases that carry a reference ``mask`` are scored (Dice, NSD, HD95)
+and a report is written to ``output_dir``. A case that fails is reported in one line and in
+``failures.csv``; the other cases still run, and the job raises :class:`CaseFailures` at the end.
+
+A family plugs in with two small objects (see :class:`PromptCheck` and :class:`Predictor`): SAT checks text
+terms against its vocabulary and runs its text-prompted inferer; a prompt-free model checks that no prompts
+were given and runs its network slice by slice; a click model checks clicks against the image.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from monai.data import MetaTensor
+from tqdm.auto import tqdm
+
+from bundles.engines.provenance import weights_id
+from bundles.errors import BundleError, BundleInputError, find_bundle_error
+from bundles.io.atomic import atomic_write
+from bundles.io.cases import Case, parse_cases
+from bundles.io.grid import ImageGrid
+from bundles.io.modality import normalize_modality
+from bundles.io.readers import read_image
+from bundles.io.reference_masks import load_reference_masks
+from bundles.io.validation import check_exists
+from bundles.io.writers import write_segmentation
+from bundles.metrics.report import format_table, write_report
+from bundles.metrics.segmentation import evaluate_case
+from bundles.progress import show_progress
+from bundles.transforms.intensity_checks import check_ct_intensities
+
+__all__ = ["PromptCheck", "Predictor", "SegmentationJob", "CaseFailures", "prepare_cases"]
+
+logger = logging.getLogger(__name__)
+
+
+class PromptCheck(Protocol):
+    """A family's validation of one case's prompts, run for every case before any model is loaded."""
+
+    def __call__(self, case: Case) -> Any:
+        """The case's prompts in the form the family's predictor takes (SAT: modality + vocabulary terms).
+
+        Raises:
+            PromptError: naming the offending value (an unknown term, a click outside the image, prompts
+                given to a prompt-free model).
+        """
+
+    def report_columns(self, name: str, prompts: Any) -> dict[str, Any]:
+        """Extra columns of the evaluation rows of mask ``name`` (SAT: the body region); may be ``{}``."""
+
+
+class Predictor(Protocol):
+    """A family's model work on one image."""
+
+    def __call__(self, image: MetaTensor, grid: ImageGrid, case: Case, prompts: Any) -> tuple[np.ndarray, list[str]]:
+        """Masks ``(K, *grid.shape)`` (bool, on the input grid) and their K names, for ``image`` ``(1, X, Y, Z)``
+        read on ``grid`` and the prompts :class:`PromptCheck` returned for ``case``."""
+
+
+def prepare_cases(
+    input_dict: Mapping[str, Any], prompt_check: PromptCheck, dicom_seg: bool | None = None
+) -> list[tuple[Case, Any]]:
+    """Parse the cases, check that every image (and reference mask) exists, and check every case's prompts.
+
+    Runs before any model is loaded, so a typo in a prompt or a path fails in a second.
+
+    Raises:
+        ConfigurationError, BundleInputError, PromptError: with the case and what to fix (also when
+            ``dicom_seg`` is True and an image is not a DICOM series, which DICOM-SEG must reference).
+    """
+    prepared = []
+    for case in parse_cases(input_dict):
+        check_exists(case.image)
+        if dicom_seg and not case.image.is_dir():
+            raise BundleInputError(
+                case.image, "--dicom_seg True needs a DICOM series folder as input (a DICOM-SEG references the source "
+                "slices); this is a file: drop --dicom_seg (NIfTI outputs are always written) or pass the series folder"
+            )
+        if case.mask is not None:
+            check_exists(case.mask)
+        prepared.append((case, prompt_check(case)))
+    return prepared
+
+
+class CaseFailures(BundleError):
+    """Some cases of a run failed (the others were written); names how many, the first reason and the list."""
+
+    def __init__(self, failures: Sequence[tuple[Case, str]], listing: Path, total: int):
+        self.failures = list(failures)
+        first_case, first_reason = failures[0]
+        super().__init__(
+            f"{len(failures)} of {total} cases failed (listed in {listing}; the other cases' outputs were written); "
+            f"first: {first_case.id}: {first_reason}"
+        )
+
+
+class SegmentationJob:
+    """Segment every case of ``input_dict`` with a family's predictor and write the outputs.
+
+    Args:
+        predictor: the family's model work (:class:`Predictor`).
+        prompt_check: the family's prompt validation (:class:`PromptCheck`).
+        input_dict: the cases (``{'image': ..., 'prompts': [...], 'modality': 'ct'}`` or ``{'cases': ...}``).
+        output_dir: folder receiving one sub-folder per case, plus the evaluation report.
+        dicom_seg: write DICOM-SEG; ``None`` = exactly when the input is a DICOM series.
+        tolerance_mm: NSD tolerance for evaluation (SAT: 1 mm).
+        progress: show a progress bar over cases.
+        skip_existing: skip a case whose complete outputs exist (``legend.json`` is written after its NIfTI
+            files, so its presence means the case finished).
+        provenance: model, weights, configs and date (:func:`bundles.engines.provenance.model_provenance`),
+            recorded in every legend, DICOM-SEG and report.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        prompt_check: PromptCheck,
+        input_dict: Mapping[str, Any],
+        output_dir: str | PathLike,
+        *,
+        dicom_seg: bool | None = None,
+        tolerance_mm: float = 1.0,
+        progress: bool = True,
+        skip_existing: bool = False,
+        provenance: Mapping[str, Any] | None = None,
+    ):
+        self.predictor = predictor
+        self.prompt_check = prompt_check
+        self.input_dict = input_dict
+        self.output_dir = Path(output_dir)
+        self.dicom_seg = dicom_seg
+        self.tolerance_mm = tolerance_mm
+        self.progress = progress
+        self.skip_existing = skip_existing
+        self.provenance = dict(provenance or {})
+
+    def run(self) -> list[dict[str, Any]]:
+        """Process all cases; return the metric rows (empty when no case has a reference mask).
+
+        Raises:
+            CaseFailures: after all other cases ran, when at least one case failed.
+        """
+        rows: list[dict[str, Any]] = []
+        failures: list[tuple[Case, str]] = []
+        self._report_columns: dict[str, None] = {}  # the family's extra columns (SAT: region), grouped in the report
+        prepared = prepare_cases(self.input_dict, self.prompt_check, self.dicom_seg)
+        for case, prompts in tqdm(prepared, desc="cases", unit="case", disable=not show_progress(self.progress)):
+            if self.skip_existing and (self.output_dir / case.id / "legend.json").is_file():
+                logger.info("%s: complete outputs exist in %s, skipped", case.id, self.output_dir / case.id)
+                continue
+            try:
+                rows.extend(self._segment(case, prompts))
+            except Exception as e:  # noqa: BLE001 - one bad case must not stop the others; reported below
+                reason = str(find_bundle_error(e) or f"{type(e).__name__}: {e}").splitlines()[0]
+                logger.error("%s failed: %s", case.id, reason)
+                failures.append((case, reason))
+        if rows:
+            report = write_report(rows, self.output_dir, group_by=("class", "dataset", *self._report_columns),
+                                  provenance=self.provenance or None)
+            print(format_table(rows))
+            logger.info("evaluation report: %s", {k: str(v) for k, v in report.items()})
+        if failures:
+            raise CaseFailures(failures, self._write_failures(failures), len(prepared))
+        return rows
+
+    def _segment(self, case: Case, prompts: Any) -> list[dict[str, Any]]:
+        """Read, segment, write and (with a reference mask) score one case; return its metric rows."""
+        start = time.perf_counter()
+        image, grid = read_image(case.image, frame=case.frame)
+        if case.modality and normalize_modality(case.modality) == "ct":
+            check_ct_intensities(image, case.image)
+        masks, names = self.predictor(image, grid, case, prompts)
+        files = write_segmentation(
+            masks, names, grid, self.output_dir / case.id, dicom_seg=self.dicom_seg, provenance=self.provenance,
+            algorithm_name=self.provenance.get("model", "medseg-bundles"), algorithm_version=weights_id(self.provenance) or None,
+        )
+        if "dicom_seg_error" in files:
+            logger.warning("%s: NIfTI outputs written, DICOM-SEG not: %s", case.id, files["dicom_seg_error"])
+        voxels = {t: int(m.sum()) for t, m in zip(names, masks)}
+        logger.info("%s: %.1f s, voxels per mask %s, wrote %s", case.id, time.perf_counter() - start, voxels,
+                    files.get("seg", self.output_dir / case.id))
+        return self._score(case, prompts, names, masks, grid) if case.mask is not None else []
+
+    def _write_failures(self, failures: list[tuple[Case, str]]) -> Path:
+        path = self.output_dir / "failures.csv"
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(["case", "image", "reason"])
+                writer.writerows([c.id, str(c.image), reason] for c, reason in failures)
+
+        return atomic_write(path, write)
+
+    def _score(self, case: Case, prompts: Any, names: list[str], masks: np.ndarray, grid: ImageGrid) -> list[dict[str, Any]]:
+        scored = [t for t in names if t in case.legend.values()]
+        if not scored:
+            return []
+        refs = load_reference_masks(case.mask, case.legend, scored, grid)
+        preds = {t: masks[names.index(t)] for t in scored}
+        modality = normalize_modality(case.modality) if case.modality else "-"
+        rows = evaluate_case(
+            preds, dict(zip(scored, refs)), grid.spacing, case_id=case.id, tolerance_mm=self.tolerance_mm,
+            extra={"dataset": case.dataset or "-", "modality": modality},
+        )
+        for row in rows:
+            columns = self.prompt_check.report_columns(row["class"], prompts)
+            self._report_columns.update(dict.fromkeys(columns))
+            row.update(columns)
+        return rows
