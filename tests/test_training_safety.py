@@ -162,3 +162,15 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
     assert losses["one"] != losses["three"]
     model = {n: (tmp_path / n / "model" / "model.pt").read_bytes() for n in losses}
     assert model["one"] == model["two"] != model["three"]
+
+
+def test_monai_tracking_flag_logs_the_run_through_the_standard_trainer_ids(trained, tmp_path):
+    """``--tracking mlflow`` (every model-zoo bundle's flag) finds ``train#trainer`` and ``train#handlers``."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'tracking.db'}"
+    _train(tmp_path, trained["data"], "tracked", tracking="mlflow", tracking_uri=uri, output_dir=str(tmp_path / "eval"),
+           experiment_name="tracked")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (only,) = client.search_runs(client.get_experiment_by_name("tracked").experiment_id)
+    assert [m.step for m in client.get_metric_history(only.info.run_id, "train_loss")] == [1, 2]

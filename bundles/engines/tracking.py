@@ -1,23 +1,24 @@
-"""Experiment tracking with MLflow, one documented default for every training config.
+"""Experiment tracking with MLflow (MONAI's ``MLFlowHandler``), one documented default for every training.
 
 Default store: a local SQLite database (``sqlite:///<bundle>/mlruns.db``; MLflow 3.13+ refuses the plain
-file store). Every invocation opens its OWN run with an explicit name (``<experiment>-<UTC time>`` unless
-given), so two trainings against one store never write into the same run; a resumed training records the
-run it resumed from as a tag. Point ``tracking_uri`` at ``http://host:5000`` to log to an ``mlflow server``.
+file store). Every invocation opens its OWN run, named ``<experiment>-<UTC time>`` unless ``run_name`` is
+given (MONAI's handler would otherwise continue the newest unfinished run of the experiment, whoever
+started it); a resumed training tags its run with the run it resumed from (``resumed_from_run``, the id
+:class:`~bundles.engines.run_checkpoint.RunCheckpoint` kept in the checkpoint). Point ``tracking_uri`` at
+``http://host:5000`` to log to an ``mlflow server``. Only rank 0 logs.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MLflowTracker", "sqlite_uri"]
+from monai.handlers import MLFlowHandler
 
-logger = logging.getLogger(__name__)
+__all__ = ["sqlite_uri", "default_run_name", "mlflow_handler", "RunTracking"]
 
 
 def sqlite_uri(path: str | os.PathLike) -> str:
@@ -27,47 +28,35 @@ def sqlite_uri(path: str | os.PathLike) -> str:
     return f"sqlite:///{path}"
 
 
-class MLflowTracker:
-    """Log parameters and per-step metrics of one training run to MLflow.
+def default_run_name(experiment_name: str) -> str:
+    """``<experiment>-<UTC yyyymmdd-hhmmss>``: a run of its own for every invocation."""
+    return f"{experiment_name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
-    Args:
-        tracking_uri: ``sqlite:///abs/path.db`` or a server URL.
-        experiment_name: normally the bundle name.
-        run_name: explicit run name; default ``<experiment>-<UTC timestamp>``.
-        params: flat parameters recorded at start.
-    """
 
-    def __init__(self, tracking_uri: str, experiment_name: str, run_name: str | None = None, params: Mapping[str, Any] | None = None):
-        self.tracking_uri = tracking_uri
-        self.experiment_name = experiment_name
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        self.run_name = run_name or f"{experiment_name}-{stamp}"
-        self.params = dict(params or {})
-        self.run_id: str | None = None
+class RunTracking(MLFlowHandler):
+    """MONAI's ``MLFlowHandler`` that also puts its run id in ``engine.state.tracking_run_id`` (kept in the
+    checkpoint) and tags a resumed run with ``resumed_from_run`` (``engine.state.resumed_tracking_run``)."""
 
-    def start(self, resumed_from: str | None = None) -> str:
-        """Open the run (a new one for every invocation) and return its id."""
-        import mlflow
+    def start(self, engine) -> None:
+        super().start(engine)
+        engine.state.tracking_run_id = self.cur_run.info.run_id
+        previous = getattr(engine.state, "resumed_tracking_run", None)
+        if previous:
+            self.client.set_tag(self.cur_run.info.run_id, "resumed_from_run", previous)
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_experiment(self.experiment_name)
-        run = mlflow.start_run(run_name=self.run_name)
-        self.run_id = run.info.run_id
-        if self.params:
-            mlflow.log_params({k: str(v)[:500] for k, v in self.params.items()})
-        if resumed_from:
-            mlflow.set_tag("resumed_from_run", resumed_from)
-        logger.info("MLflow run %s (%s) in %s", self.run_name, self.run_id, self.tracking_uri)
-        return self.run_id
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        import mlflow
+def _step_loss(output: list[Mapping[str, Any]]) -> float:
+    """The loss of a :class:`~bundles.engines.trainer.LossTrainer` step (``engine.state.output``)."""
+    return float(output[0]["loss"])
 
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
-    def end(self, status: str = "FINISHED") -> None:
-        import mlflow
-
-        if self.run_id is not None:
-            mlflow.end_run(status=status)
-            self.run_id = None
+def mlflow_handler(tracking_uri: str, experiment_name: str, run_name: str | None = None,
+                   params: Mapping[str, Any] | None = None, log_every: int = 1):
+    """MONAI's ``MLFlowHandler`` for a :class:`~bundles.engines.trainer.LossTrainer`: ``params`` at start,
+    the step's loss as metric ``loss`` every ``log_every`` steps (and MONAI's ``lr``), run closed at the end."""
+    every = max(int(log_every), 1)
+    return RunTracking(
+        tracking_uri=tracking_uri, experiment_name=experiment_name, run_name=run_name or default_run_name(experiment_name),
+        experiment_param={k: str(v)[:500] for k, v in (params or {}).items()}, iteration_log=lambda _, step: step % every == 0,
+        epoch_log=False, tag_name="loss", output_transform=_step_loss, close_on_complete=True,
+    )

@@ -3,7 +3,7 @@
 A term is pulled towards its definition, synonyms and related terms and pushed from the other texts of
 the batch with a multi-positive InfoNCE (official SAT-Pretrain: AdamW, no weight decay on norms, biases and
 the temperature; only the top transformer layers open; learnable temperature). The loop itself is the
-shared :class:`~bundles.engines.trainer.Trainer` (atomic ``last.pt`` with resume, MLflow, DDP).
+shared :class:`~bundles.engines.trainer.LossTrainer` and its handlers (atomic ``last.pt`` with resume, MLflow, exports).
 
 Use it from Python or a MONAI bundle config (``KnowledgePretraining(...).run()``), or from the command line
 (``python -m tools.pretrain_text_encoder``).
@@ -19,16 +19,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.handlers import LrScheduleHandler
 from torch import nn
 
 from bundles.checkpoints.loading import load_state_dict_strict, read_state_dict
-from bundles.engines.tracking import MLflowTracker
-from bundles.engines.trainer import Trainer, warmup_cosine
+from bundles.engines.model_export import ModelExport
+from bundles.engines.run_checkpoint import RunCheckpoint
+from bundles.engines.tracking import mlflow_handler
+from bundles.engines.training_log import TrainingLog
+from bundles.engines.trainer import LossTrainer, warmup_cosine
 from bundles.errors import ConfigurationError
 from bundles.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 from bundles.networks.sat.text_encoder import TextQueryEncoder, build_text_encoder, canonical_kind
 from bundles.sat.knowledge import KnowledgePair, read_knowledge_pairs
-from bundles.progress import show_progress
 
 __all__ = ["FEATURES", "KnowledgePairBatches", "KnowledgeContrastiveModule", "KnowledgePretraining", "open_top_layers"]
 
@@ -205,7 +208,7 @@ class KnowledgePretraining:
             "weight_decay": weight_decay, "warmup_steps": warmup_steps, "seed": seed, "n_pairs": len(self.pairs),
         }
         self.steps, self.device, self.checkpoint_every, self.log_every = steps, device, checkpoint_every, log_every
-        self.tracker = MLflowTracker(tracking_uri, experiment_name, params=self.params) if tracking_uri else None
+        self.tracking_uri, self.experiment_name = tracking_uri, experiment_name
         self.progress = progress
 
     @property
@@ -226,13 +229,19 @@ class KnowledgePretraining:
         logged training metrics."""
         self.module.to(self.device)
         initial = self.evaluate()
-        trainer = Trainer(
-            self.module, self.batches, self.optimizer, self.steps, self.checkpoint_dir,
-            scheduler=self.scheduler, device=self.device, checkpoint_every=self.checkpoint_every,
-            log_every=self.log_every, tracker=self.tracker, exports={str(self.output_file): self.encoder},
-            progress=show_progress(self.progress), protected=[self.init_checkpoint] if self.init_checkpoint else [],
-        )
-        metrics = trainer.run()
+        handlers = [
+            RunCheckpoint(self.checkpoint_dir, {"model": self.module, "optimizer": self.optimizer, "scheduler": self.scheduler,
+                                                "batches": self.batches}, self.checkpoint_every),
+            LrScheduleHandler(self.scheduler, print_lr=False, epoch_level=False),
+            TrainingLog(self.log_every, self.progress),
+            ModelExport({self.output_file: self.encoder}, self.checkpoint_dir,
+                        protected=[self.init_checkpoint] if self.init_checkpoint else []),
+        ]
+        if self.tracking_uri:
+            handlers.append(mlflow_handler(self.tracking_uri, self.experiment_name, params=self.params, log_every=self.log_every))
+        trainer = LossTrainer(self.module, self.batches, self.optimizer, self.steps, device=self.device, train_handlers=handlers)
+        trainer.run()
+        metrics = dict(trainer.state.metrics)
         final = self.evaluate()
         logger.info("knowledge pretraining: held-batch loss %.4f -> %.4f; wrote %s", initial, final, self.output_file)
         return {"initial_loss": initial, "final_loss": final, **metrics}
