@@ -156,3 +156,23 @@ def test_unexpected_errors_and_missing_packages_are_one_line_with_the_traceback_
     missing = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out"), "raise RuntimeError('Skimage.measure required.')"],
                              capture_output=True, text=True)
     assert missing.stderr.strip().startswith("error: the package scikit-image is not installed: pip install scikit-image")
+
+
+def test_the_python_api_returns_the_masks_the_job_writes(tiny_sat_model, tmp_path):
+    """``bundles.sat.segment`` (in memory) and ``segment_to_folder`` (files) run the same prompt check and
+    predictor from the bundle's configs: the same masks, on the input's own grid."""
+    from bundles.errors import PromptError
+    from bundles.sat import segment, segment_to_folder
+
+    image = _phantom(tmp_path / "scans" / "abdomen.nii.gz", seed=5)
+    masks, grid = segment(image, ["Liver", "spleen"], model_dir=tiny_sat_model, device="cpu")
+    source = nib.load(image)
+    assert masks.shape == (2, *source.shape) and masks.dtype == bool
+    np.testing.assert_allclose(grid.affine, source.affine, atol=1e-5)
+    segment_to_folder(image, tmp_path / "out", ["liver", "spleen"], model_dir=tiny_sat_model, device="cpu", progress=False)
+    legend = json.loads((tmp_path / "out" / "abdomen" / "legend.json").read_text())
+    for mask, term in zip(masks, ["liver", "spleen"]):
+        written = np.asarray(nib.load(tmp_path / "out" / "abdomen" / legend["files"][term]).dataobj) > 0
+        np.testing.assert_array_equal(mask, written)
+    with pytest.raises(PromptError, match="livr"):
+        segment(image, ["livr"], model_dir=tiny_sat_model, device="cpu")
