@@ -100,10 +100,8 @@ class CaseFailures(BundleError):
     def __init__(self, failures: Sequence[tuple[Case, str]], listing: Path, total: int):
         self.failures = list(failures)
         first_case, first_reason = failures[0]
-        super().__init__(
-            f"{len(failures)} of {total} cases failed (listed in {listing}; the other cases' outputs were written); "
-            f"first: {first_case.id}: {first_reason}"
-        )
+        others = "; the other cases' outputs were written" if total > len(failures) else ""
+        super().__init__(f"{len(failures)} of {total} cases failed (listed in {listing}{others}); first: {first_case.id}: {first_reason}")
 
 
 class SegmentationJob:

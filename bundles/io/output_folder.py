@@ -21,4 +21,4 @@ def check_output_dir(output_dir: str | PathLike) -> None:
     if problem is not None:
         existing, what = problem
         path = Path(output_dir).resolve()
-        raise BundleInputError(existing, f"{what}, so the output folder {path} cannot be created; choose another --output_dir")
+        raise BundleInputError(existing, f"{what}, so the output folder {path} cannot be created; choose another output folder")
