@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bundles.errors import CheckpointError

@@ -26,6 +26,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from bundles.engines.run_identity import identity_differences
+from bundles.engines.trainer import total_steps
 from bundles.errors import ConfigurationError
 from bundles.io.atomic import atomic_torch_save
 
@@ -75,7 +76,6 @@ class RunCheckpoint:
         self.resume_mode = resume
         self.reuse_finished = reuse_finished
         self.save = save
-        self.resumed_step: int | None = None
 
     def attach(self, engine: Engine) -> None:
         if getattr(engine, "grad_scaler", None) is not None:
@@ -108,7 +108,7 @@ class RunCheckpoint:
                 )
             if differences:
                 logger.warning("resuming %s although its %s differ (--resume force)", self.path, ", ".join(differences))
-        step, max_steps = int(state["step"]), int(engine.state.epoch_length) * int(engine.state.max_epochs)
+        step, max_steps = int(state["step"]), total_steps(engine)
         if step >= max_steps and not self.reuse_finished:
             raise ConfigurationError(
                 f"{self.path}: this run already finished at step {step} (max_steps {max_steps}), so 0 steps would be "
@@ -124,7 +124,6 @@ class RunCheckpoint:
         engine.state.resumed_tracking_run = state.get("run_id")  # tagged by bundles.engines.tracking.RunTracking
         engine.state.iteration = min(step, max_steps)
         engine.state.epoch = 1 if step >= max_steps else 0
-        self.resumed_step = step
         if step >= max_steps:
             logger.info("%s already finished at step %d; exporting its weights", self.path, step)
         else:

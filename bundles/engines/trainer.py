@@ -22,12 +22,13 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from ignite.engine import Engine
 from monai.engines import SupervisedTrainer
 from torch import nn
 
 from bundles.precision import autocast, resolve_device
 
-__all__ = ["LossTrainer", "warmup_cosine", "is_rank0"]
+__all__ = ["LossTrainer", "warmup_cosine", "is_rank0", "total_steps"]
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
@@ -46,6 +47,11 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
 def is_rank0() -> bool:
     """True outside ``torchrun`` and on rank 0 of a process group."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def total_steps(engine: Engine) -> int:
+    """The optimiser steps a step-based run trains in all (``epoch_length`` x ``max_epochs``)."""
+    return int(engine.state.epoch_length) * int(engine.state.max_epochs)
 
 
 def _no_loss(*_: Any) -> None:  # SupervisedTrainer needs a loss function; the module computes its own
@@ -99,10 +105,6 @@ class LossTrainer(SupervisedTrainer):
             optimizer=optimizer, loss_function=_no_loss, train_handlers=list(train_handlers or []), amp=False,
             decollate=False, optim_set_to_none=True,
         )
-
-    @property
-    def max_steps(self) -> int:
-        return int(self.state.epoch_length) * int(self.state.max_epochs)
 
     def _iteration(self, engine: LossTrainer, batchdata: Mapping[str, Any]) -> list[dict[str, torch.Tensor]]:
         """One optimiser step on ``batchdata``: forward (loss), backward, clip, step."""

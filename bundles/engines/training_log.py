@@ -13,6 +13,7 @@ import time
 from ignite.engine import Engine, Events
 from tqdm.auto import tqdm
 
+from bundles.engines.trainer import total_steps
 from bundles.progress import show_progress
 
 __all__ = ["TrainingLog"]
@@ -44,8 +45,7 @@ class TrainingLog:
         engine.add_event_handler(Events.EXCEPTION_RAISED, self._close_and_raise)  # ignite swallows unless re-raised
 
     def _open(self, engine: Engine) -> None:
-        total = int(engine.state.epoch_length) * int(engine.state.max_epochs)
-        self._bar = tqdm(total=total, initial=int(engine.state.iteration), desc="train", unit="step",
+        self._bar = tqdm(total=total_steps(engine), initial=int(engine.state.iteration), desc="train", unit="step",
                          disable=not show_progress(self.progress))
         self._reset()
 
@@ -54,7 +54,7 @@ class TrainingLog:
         self._count += 1
         if self._bar is not None:
             self._bar.update(1)
-        step, total = int(engine.state.iteration), int(engine.state.epoch_length) * int(engine.state.max_epochs)
+        step, total = int(engine.state.iteration), total_steps(engine)
         if step % self.log_every == 0 or step == total:
             loss = self._sum / self._count
             seconds = (time.perf_counter() - self._start) / self._count

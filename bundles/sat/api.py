@@ -60,8 +60,7 @@ def segment(
     parser = parse_inference(bundle, model_dir, device=device, progress=False, **options)
     (case, checked), = prepare_cases({"image": str(image), "prompts": list(prompts), "modality": modality},
                                      parser.get_parsed_content("prompt_check"))
-    check_model_files([parser.get_parsed_content(k) for k in ("checkpoint", "text_encoder_checkpoint")],
-                      parser.get_parsed_content("model_dir"), parser.get_parsed_content("how_to_get_weights"))
+    check_model_files(*(parser.get_parsed_content(k) for k in ("model_files", "model_dir", "how_to_get_weights")))
     volume, grid = read_image(case.image)
     masks, _ = parser.get_parsed_content("predictor")(volume, grid, case, checked)
     return masks, grid
