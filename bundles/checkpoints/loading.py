@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from bundles.checkpoints.model_card import CARD_NAME, model_overlays, read_model_card
+from bundles.checkpoints.safe_unpickle import SAFE_PICKLE
 from bundles.errors import CheckpointError
 
 __all__ = ["CONTAINER_KEYS", "read_state_dict", "strip_prefix", "check_state_dict", "load_state_dict_strict", "load_weights"]
@@ -35,7 +36,8 @@ def read_state_dict(path: str | PathLike, *, allow_pickle: bool = False) -> dict
 
     The file is read with ``torch.load(weights_only=True)``. Training dumps that pickle other objects
     (argparse namespaces, numpy scalars) are refused unless ``allow_pickle`` is set; then they are read
-    with ``weights_only=False`` and only the tensors are kept. Known containers (:data:`CONTAINER_KEYS`)
+    with :data:`~bundles.checkpoints.safe_unpickle.SAFE_PICKLE`, which rebuilds tensors and containers and
+    never imports or calls anything else the file names, and only the tensors are kept. Known containers (:data:`CONTAINER_KEYS`)
     are unwrapped; prefixes are left as they are (see :func:`strip_prefix`).
 
     Raises:
@@ -53,7 +55,7 @@ def read_state_dict(path: str | PathLike, *, allow_pickle: bool = False) -> dict
                 "the file, convert it with the tools converter, which reads it with allow_pickle=True"
             ) from e
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+            obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=SAFE_PICKLE)
         except Exception as e2:  # noqa: BLE001 - any failure here means the file is unusable
             raise CheckpointError(f"{path}: cannot read checkpoint ({e2})") from e2
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/EOFError/... for bad files

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from os import PathLike
 from typing import Literal
 
 import torch
 
+from bundles.checkpoints.conversion import Conversion
 from bundles.checkpoints.loading import check_state_dict, read_state_dict, strip_prefix
 from bundles.errors import CheckpointError
 from bundles.networks.sat.sat import SAT
 from bundles.networks.sat.sat import VARIANTS as SAT_VARIANTS
 
-__all__ = ["SATConversion", "build_meta_sat", "convert_official_sat", "convert_official_sat_detailed", "export_official_sat"]
+__all__ = ["build_meta_sat", "convert_official_sat", "convert_official_sat_detailed", "export_official_sat"]
 
 Variant = Literal["nano", "pro"]
 VARIANTS = tuple(SAT_VARIANTS)
@@ -37,15 +37,6 @@ ALIAS_REASON = "nnU-Net all_modules alias, checked equal to its conv/norm twin"
 DEEP_SUPERVISION_REASON = "deep-supervision head, unused at inference (deep_supervision=False)"
 #: Key families of SAT's other checkpoint (the text encoder), to name it when it is passed here.
 TEXT_ENCODER_MARKERS = ("text_tower.", "modality_embed.", "model.embeddings.", "biolord.")
-
-
-@dataclass
-class SATConversion:
-    """Result of a conversion: our state dict and what happened to every official key."""
-
-    state: dict[str, torch.Tensor]
-    used: list[str] = field(default_factory=list)
-    dropped: dict[str, str] = field(default_factory=dict)
 
 
 def build_meta_sat(variant: Variant, deep_supervision: bool) -> SAT:
@@ -86,7 +77,7 @@ def _refuse_text_encoder(state: Mapping[str, torch.Tensor], source: str) -> None
     )
 
 
-def _drop_aliases(state: dict[str, torch.Tensor], conversion: SATConversion, source: str) -> None:
+def _drop_aliases(state: dict[str, torch.Tensor], conversion: Conversion, source: str) -> None:
     """Remove ``all_modules.*`` aliases from ``state`` after checking each equals its twin."""
     for key in [k for k in state if ".all_modules." in k]:
         match = _ALIAS.match(key)
@@ -109,7 +100,7 @@ def convert_official_sat_detailed(
     variant: Variant,
     *,
     deep_supervision: bool = True,
-) -> SATConversion:
+) -> Conversion:
     """Like :func:`convert_official_sat`, also reporting the keys used and dropped (with reasons)."""
     if isinstance(state_or_path, Mapping):
         source = f"SAT-{variant} state dict"
@@ -124,7 +115,7 @@ def convert_official_sat_detailed(
         raise CheckpointError(f"{source}: non-tensor entries {bad[:5]}; expected a state dict of tensors")
     state = strip_prefix(raw, DDP_PREFIX)
     _refuse_text_encoder(state, source)
-    conversion = SATConversion(state={})
+    conversion = Conversion(state={})
     _drop_aliases(state, conversion, source)
     if not deep_supervision:
         for key in [k for k in state if k.startswith(DEEP_SUPERVISION_PREFIX)]:
