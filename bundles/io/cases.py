@@ -39,7 +39,9 @@ class Case:
     """One image to segment, with its prompts and (for evaluation) its reference mask.
 
     ``prompts`` is whatever the case gave (``None`` when absent), checked by the family; ``modality`` is the
-    given spelling (``None`` when absent; see :func:`bundles.io.modality.normalize_modality`).
+    given spelling (``None`` when absent; see :func:`bundles.io.modality.normalize_modality`). ``fields``
+    holds every key the case gave (top-level defaults merged in), for families whose prompts come under
+    other names (SAM-Med3D: ``points``, ``point_labels``, ``points_space``, ``objects``).
     """
 
     id: str
@@ -50,6 +52,7 @@ class Case:
     legend: dict[int, str] = field(default_factory=dict)
     dataset: str = ""
     frame: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def case_id_from_path(path: Path) -> str:
@@ -143,6 +146,6 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         frame = None if merged.get("frame") is None else int(merged["frame"])
         cases.append(
             Case(case_id, image, prompts, None if modality is None else str(modality), mask, legend,
-                 str(merged.get("dataset", "")), frame)
+                 str(merged.get("dataset", "")), frame, dict(merged))
         )
     return cases

@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 import nibabel as nib
 import numpy as np
 
-__all__ = ["ImageGrid"]
+__all__ = ["ImageGrid", "RAS_LABELS"]
+
+#: Axis-code letters of the RAS+ world that our affines map to (MONAI's classic default, stated explicitly
+#: as ``Orientation(labels=...)``).
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from monai.data import MetaTensor
 from monai.transforms import Compose, CropForegroundd, Orientationd, Spacingd
 
+from bundles.io.grid import RAS_LABELS
 from bundles.sat.intensity import normalize_intensity
 
 __all__ = ["SATPreprocessing"]
 
-#: Axis-code letters of the RAS+ world that our affines map to (MONAI's classic default, stated explicitly).
-_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
 class SATPreprocessing:
@@ -44,7 +43,7 @@ class SATPreprocessing:
         """
         keys = ["image"] if label is None else ["image", "label"]
         modes = ["bilinear"] if label is None else ["bilinear", "nearest"]
-        steps = [Orientationd(keys, axcodes=self.orientation, labels=_RAS_LABELS), Spacingd(keys, pixdim=self.spacing, mode=modes)]
+        steps = [Orientationd(keys, axcodes=self.orientation, labels=RAS_LABELS), Spacingd(keys, pixdim=self.spacing, mode=modes)]
         data = Compose(steps)({"image": image, **({} if label is None else {"label": label})})
         if self.crop_foreground and bool((data["image"] > 0).any()):
             data = CropForegroundd(keys, source_key="image", select_fn=lambda x: x > 0, margin=0, allow_smaller=True)(data)

@@ -1,0 +1,31 @@
+"""SAM-Med3D's predictor for the core segmentation job: each object's clicks through a click session."""
+
+from __future__ import annotations
+
+import numpy as np
+from monai.data import MetaTensor
+
+from bundles.io.cases import Case
+from bundles.io.grid import ImageGrid
+from bundles.sam_med3d.prompts import ClickPrompts
+from bundles.sam_med3d.session import ClickSession
+
+__all__ = ["ClickPredictor"]
+
+
+class ClickPredictor:
+    """The :class:`bundles.engines.segmentation_job.Predictor` of SAM-Med3D: the image is prepared once,
+    then every object's clicks are applied one at a time (each click refines the previous logits)."""
+
+    def __init__(self, session: ClickSession):
+        self.session = session
+
+    def __call__(self, image: MetaTensor, grid: ImageGrid, case: Case, prompts: ClickPrompts) -> tuple[np.ndarray, list[str]]:
+        """Masks (K, *grid.shape) bool for the K objects of ``prompts``, and their names."""
+        self.session.set_image(image[0], grid, prompts.modality)
+        masks = []
+        for obj in prompts.objects:
+            for point, label in zip(obj.points, obj.labels):
+                mask = self.session.add_click(point, positive=label == 1, obj=obj.name)
+            masks.append(mask)
+        return np.stack(masks), [o.name for o in prompts.objects]
