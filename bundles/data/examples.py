@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 import bundles
+from bundles.data.totalsegmentator_names import totalsegmentator_terms
 from bundles.errors import BundleInputError
 from bundles.io.grid import ImageGrid
 from bundles.io.reference_masks import load_reference_masks
-from bundles.data.totalsegmentator_names import totalsegmentator_terms
 
 __all__ = ["ExampleCase", "EXAMPLES", "examples_dir", "reference_masks"]
 

@@ -25,8 +25,8 @@ from transformers import PretrainedConfig
 
 from bundles.checkpoints.loading import check_state_dict, read_state_dict, strip_prefix
 from bundles.errors import CheckpointError
-from bundles.networks.sat.text_encoder import build_text_encoder, canonical_kind, default_tower_config
 from bundles.io.modality import MODALITIES
+from bundles.networks.sat.text_encoder import build_text_encoder, canonical_kind, default_tower_config
 
 __all__ = ["OFFICIAL_KIND", "convert_official_text_encoder", "export_official_text_encoder", "text_encoder_shapes"]
 

@@ -20,12 +20,12 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Randomizable
 
-from bundles.io.cases import Case, parse_cases
 from bundles.errors import BundleInputError
+from bundles.io.cases import Case, parse_cases
+from bundles.io.modality import normalize_modality
 from bundles.io.readers import read_image
 from bundles.io.reference_masks import values_by_term
 from bundles.io.resample import resample_to_grid
-from bundles.io.modality import normalize_modality
 from bundles.sat.preprocessing import SATPreprocessing
 
 __all__ = ["PreparedCase", "TextPromptedCropSampler", "collate_text_prompted"]

@@ -26,8 +26,8 @@ from bundles.checkpoints.loading import load_state_dict_strict, read_state_dict
 from bundles.engines.model_export import ModelExport
 from bundles.engines.run_checkpoint import RunCheckpoint
 from bundles.engines.tracking import mlflow_handler
-from bundles.engines.training_log import TrainingLog
 from bundles.engines.trainer import LossTrainer, warmup_cosine
+from bundles.engines.training_log import TrainingLog
 from bundles.errors import ConfigurationError
 from bundles.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 from bundles.networks.sat.text_encoder import TextQueryEncoder, build_text_encoder, canonical_kind

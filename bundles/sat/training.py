@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from bundles.sat.crops import TextPromptedCropSampler, collate_text_prompted
 from bundles.losses.dice_bce import DeepSupervisedDiceBCE
 
-__all__ = ["CropBatches", "TextPromptedTrainingModule", "set_trainable"]
+__all__ = ["TextPromptedTrainingModule", "set_trainable"]
 
 
 def set_trainable(module: torch.nn.Module, prefixes: list[str] | tuple[str, ...]) -> torch.nn.Module:
@@ -22,29 +20,6 @@ def set_trainable(module: torch.nn.Module, prefixes: list[str] | tuple[str, ...]
     for name, param in module.named_parameters():
         param.requires_grad_(any(name.startswith(p) for p in prefixes))
     return module
-
-
-class CropBatches:
-    """Endless batches of ``batch_size`` collated samples from a :class:`TextPromptedCropSampler`.
-
-    Its random state is part of the training checkpoint, so a resumed run continues the same sample stream.
-    """
-
-    def __init__(self, sampler: TextPromptedCropSampler, batch_size: int = 1):
-        self.sampler = sampler
-        self.batch_size = batch_size
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self
-
-    def __next__(self) -> dict[str, Any]:
-        return collate_text_prompted([next(self.sampler) for _ in range(self.batch_size)])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.sampler.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sampler.rng.bit_generator.state = state["rng"]
 
 
 class TextPromptedTrainingModule(torch.nn.Module):

@@ -1,0 +1,124 @@
+"""Training samples for SAM-Med3D: one object per sample, in a 128³ window centred on it (official
+``train.py``: ``CropOrPad`` on the object's bounding box, no jitter; ``RandomFlip`` on the three axes, the
+only augmentation; samples with at most 1,000 object voxels in the window are replaced by others).
+
+Data is the same case list as SAT's (``.jsonl`` of ``{'image', 'mask', 'legend', 'modality'}``): every label
+value of every case's legend that occurs in its mask is an object. Images and masks are brought to the
+1.5 mm RAS model grid once and kept in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+
+from bundles.errors import BundleInputError
+from bundles.io.cases import Case, parse_cases
+from bundles.io.modality import normalize_modality
+from bundles.io.readers import read_image
+from bundles.io.resample import resample_to_grid
+from bundles.sam_med3d.preprocessing import (
+    SPACING_MM,
+    box_window_start,
+    clamp_ct,
+    crop_or_pad,
+    to_model_grid,
+    znormalize_positive,
+)
+
+__all__ = ["ObjectWindowSampler", "collate_objects"]
+
+#: Official minimum object size in a training window (``train.py``: samples with <= 1000 voxels are redrawn).
+MIN_VOXELS = 1000
+
+
+@dataclass
+class _Prepared:
+    id: str
+    image: torch.Tensor  # (1, x, y, z) on the model grid
+    labels: torch.Tensor  # (1, x, y, z) label values
+
+
+def _prepare(case: Case, spacing: float) -> _Prepared:
+    if case.mask is None or not case.legend:
+        raise BundleInputError(case.image, "a training case needs 'mask' (label map) and 'legend' (value -> name)")
+    image, grid = read_image(case.image)
+    labels, label_grid = read_image(case.mask)
+    labels = MetaTensor(resample_to_grid(labels, label_grid.affine, grid, mode="nearest"), affine=image.affine.clone())
+    model_image = to_model_grid(image, spacing).as_tensor().float()
+    if case.modality and normalize_modality(case.modality) == "ct":
+        model_image = clamp_ct(model_image)
+    model_labels = to_model_grid(labels, spacing, mode="nearest").as_tensor().round().to(torch.int16)
+    return _Prepared(case.id, model_image, model_labels)
+
+
+class ObjectWindowSampler:
+    """Endless samples ``{'image': (1, S, S, S) z-scored, 'label': (1, S, S, S) 0/1}``.
+
+    Args:
+        data: case list (``.jsonl``/``.json``) or an ``input_dict``.
+        size: window side (official 128).
+        spacing: model grid spacing in mm (official 1.5).
+        min_voxels: redraw objects with at most this many voxels in their window (official 1000).
+        flip: random flips on each axis with probability 0.5 (official).
+        seed, rank: the random stream (``seed + rank`` under distributed training).
+
+    Raises:
+        BundleInputError: a case without mask or legend, or no object big enough anywhere.
+    """
+
+    def __init__(
+        self,
+        data: str | PathLike | dict,
+        size: int = 128,
+        spacing: float = SPACING_MM,
+        min_voxels: int = MIN_VOXELS,
+        flip: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+    ) -> None:
+        input_dict = data if isinstance(data, dict) else {"cases": str(data)}
+        cases = parse_cases(input_dict)
+        self.cases = [_prepare(c, spacing) for c in cases]
+        self.size = size
+        self.flip = flip
+        self.rng = np.random.default_rng(seed + rank)
+        self.objects: list[tuple[int, int, np.ndarray]] = []  # (case index, label value, window start)
+        for i, (case, prepared) in enumerate(zip(cases, self.cases)):
+            for value in sorted(case.legend):
+                mask = (prepared.labels[0] == value).numpy()
+                if not mask.any():
+                    continue
+                start = box_window_start(mask, size)
+                inside = int(crop_or_pad(torch.from_numpy(mask)[None], start, size).sum())
+                if inside > min_voxels:
+                    self.objects.append((i, value, start))
+        if not self.objects:
+            raise BundleInputError(
+                cases[0].image if cases else str(data),
+                f"no object has more than {min_voxels} voxels in its {size}³ window at {spacing} mm; nothing to train on",
+            )
+
+    def __iter__(self) -> ObjectWindowSampler:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        case, value, start = self.objects[int(self.rng.integers(len(self.objects)))]
+        prepared = self.cases[case]
+        image = crop_or_pad(prepared.image, start, self.size)
+        label = (crop_or_pad(prepared.labels, start, self.size) == value).float()
+        if self.flip:
+            axes = [1 + a for a in range(3) if self.rng.random() < 0.5]
+            if axes:
+                image, label = image.flip(axes), label.flip(axes)
+        return {"image": znormalize_positive(image), "label": label}
+
+
+def collate_objects(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack samples to ``{'image': (B, 1, S, S, S), 'label': (B, 1, S, S, S)}``."""
+    return {key: torch.stack([s[key] for s in samples]) for key in ("image", "label")}
