@@ -17,6 +17,7 @@ import torch
 from bundles.errors import PromptError
 from bundles.io.cases import parse_cases
 from bundles.io.readers import read_image
+from bundles.sam_med3d.evaluation import ClickEvaluation
 from bundles.sam_med3d.preprocessing import box_window_start, crop_or_pad, point_window_start, znormalize_positive
 from bundles.sam_med3d.prompts import ClickPromptCheck
 from bundles.sam_med3d.session import ClickSession
@@ -188,3 +189,20 @@ def test_a_bad_click_on_the_command_line_is_one_line_and_writes_nothing(phantom,
     assert run.stderr.strip().splitlines()[-1] == (
         f"error: PromptError: {phantom[0]}: 'object 1': click 1 [24, 20, 100] (voxel indices) is outside the image of shape (48, 40, 20)")
     assert not out.exists()
+
+
+def test_evaluation_writes_dice_per_click_table_and_plot_reproducibly(phantom, tmp_path):
+    image, mask, _, _ = phantom
+    data = {"cases": str(tmp_path / "test.jsonl")}
+    (tmp_path / "test.jsonl").write_text(json.dumps({"image": str(image), "mask": str(mask), "legend": {"1": "blob"}, "modality": "ct"}) + "\n")
+    session = ClickSession(_tiny(), device="cpu")
+    rows = ClickEvaluation(session, data, tmp_path / "eval", num_clicks=3, progress=False).run()
+    again = ClickEvaluation(session, data, tmp_path / "again", num_clicks=3, progress=False).run()
+    assert [r["click"] for r in rows] == [1, 2, 3] and rows == again
+    assert rows[0]["positive"]  # the first ritm click on an empty prediction is inside the object
+    assert all(0.0 <= r["dice_window"] <= 1.0 and 0.0 <= r["dice_volume"] <= 1.0 for r in rows)
+    table = (tmp_path / "eval" / "clicks.md").read_text()
+    assert "| blob | 1 |" in table and "3 clicks" in table
+    assert (tmp_path / "eval" / "dice_vs_clicks.png").stat().st_size > 1000
+    lines = (tmp_path / "eval" / "clicks.csv").read_text().splitlines()
+    assert lines[0] == "case,class,click,dice_window,dice_volume" and len(lines) == 4

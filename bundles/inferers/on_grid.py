@@ -16,7 +16,7 @@ from bundles.errors import require_package
 from bundles.io.grid import ImageGrid
 from bundles.io.resample import resample_to_grid
 
-__all__ = ["MasksOnGrid"]
+__all__ = ["MasksOnGrid", "footprint"]
 
 
 class MasksOnGrid:
@@ -38,12 +38,39 @@ class MasksOnGrid:
             require_package("skimage", "scikit-image", "keep_largest_component (MONAI's connected components)")
 
     def __call__(self, probabilities: torch.Tensor, affine: torch.Tensor | np.ndarray, grid: ImageGrid) -> np.ndarray:
-        """``probabilities`` (float, any device) with voxel->RAS ``affine`` (4x4) -> masks on ``grid``."""
+        """``probabilities`` (float, any device) with voxel->RAS ``affine`` (4x4) -> masks on ``grid``.
+
+        Only the part of ``grid`` the probabilities can reach is resampled (:func:`footprint`); the rest
+        is outside the source, where resampling gives 0 anyway.
+        """
         masks = np.zeros((probabilities.shape[0], *grid.shape), dtype=bool)
+        box = footprint(np.asarray(affine, dtype=np.float64), tuple(probabilities.shape[1:]), grid)
+        if box is None:
+            return masks
+        sub_affine = grid.affine @ _translation([s.start for s in box])
+        sub_shape = tuple(s.stop - s.start for s in box)
         for k in range(probabilities.shape[0]):
-            on_grid = resample_to_grid(probabilities[k : k + 1], affine, grid, mode="bilinear")
-            mask = on_grid[0] > self.threshold
-            if self.keep_largest_component and bool(mask.any()):
-                mask = get_largest_connected_component_mask(mask)
-            masks[k] = np.asarray(mask)
+            on_grid = resample_to_grid(probabilities[k : k + 1], affine, (sub_affine, sub_shape), mode="bilinear")
+            masks[(k, *box)] = np.asarray(on_grid[0] > self.threshold)
+            if self.keep_largest_component and bool(masks[k].any()):
+                masks[k] = np.asarray(get_largest_connected_component_mask(torch.from_numpy(masks[k])))
         return masks
+
+
+def _translation(offset) -> np.ndarray:
+    t = np.eye(4)
+    t[:3, 3] = offset
+    return t
+
+
+def footprint(src_affine: np.ndarray, src_shape: tuple[int, ...], grid: ImageGrid) -> tuple[slice, ...] | None:
+    """The box of ``grid`` voxels within one source voxel of a source volume (``src_shape`` on ``src_affine``),
+    i.e. every voxel where trilinear resampling with zero padding can be non-zero; None when they miss."""
+    corners = np.array(np.meshgrid(*[[-1.0, n] for n in src_shape], indexing="ij")).reshape(3, -1)
+    to_grid = np.linalg.inv(grid.affine) @ src_affine
+    inside = to_grid[:3, :3] @ corners + to_grid[:3, 3:4]
+    lo = np.maximum(np.floor(inside.min(1)).astype(int), 0)
+    hi = np.minimum(np.ceil(inside.max(1)).astype(int) + 1, grid.shape)
+    if np.any(hi <= lo):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))

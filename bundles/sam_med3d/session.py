@@ -165,7 +165,7 @@ class ClickSession:
         state = self._objects.setdefault(obj, _Object())
         previous = state.clicks[-1] if state.clicks else None
         start, prev_low = self._window_for(point, previous)
-        embedding = self._embedding(start, voxel)
+        embedding = self.window_embedding(start, voxel)
         crop_point = torch.as_tensor(point - start, dtype=torch.float32, device=self.device).view(1, 1, 3)
         label = torch.tensor([[1 if positive else 0]], device=self.device)
         with torch.no_grad(), autocast(self.device, self.amp):
@@ -202,6 +202,18 @@ class ClickSession:
         up = F.interpolate(low_res.float(), size=(self.size,) * 3, mode="trilinear", align_corners=False)
         return torch.sigmoid(up[0])
 
+    @property
+    def grid(self) -> ImageGrid:
+        """The input image's grid (what masks are returned on)."""
+        return self._need_image()[0]
+
+    @property
+    def volume(self) -> torch.Tensor:
+        """The image on the model grid (1, x, y, z), CT clamped, not normalised."""
+        if self._volume is None:
+            raise PromptError("no image: call set_image(image, grid) before clicking")
+        return self._volume
+
     # -- internals -----------------------------------------------------------------------------------
     def _need_image(self) -> tuple[ImageGrid, np.ndarray]:
         if self._grid is None or self._affine is None:
@@ -218,7 +230,13 @@ class ClickSession:
         cells = np.round((point_window_start(point, self.size) - previous.start) / self.factor).astype(np.int64)
         return previous.start + cells * self.factor, _shift(previous.low_res, cells)
 
-    def _embedding(self, start: np.ndarray, voxel: Sequence[float]) -> torch.Tensor:
+    def window_embedding(self, start: np.ndarray, voxel: Sequence[float] | None = None) -> torch.Tensor:
+        """The image embedding (1, C, g, g, g) of the window whose first model-grid voxel is ``start``
+        (cached). ``voxel`` names the click in errors.
+
+        Raises:
+            PromptError: the window holds no varying intensities above 0.
+        """
         key = tuple(int(s) for s in start)
         if key in self._embeddings:
             self._embeddings.move_to_end(key)
@@ -227,7 +245,8 @@ class ClickSession:
         try:
             window = znormalize_positive(crop_or_pad(self._volume, start, self.size))
         except ValueError as e:
-            raise PromptError(f"{self._grid.source}: the window around click {tuple(voxel)}: {e} (is the click outside the body?)") from e
+            where = f"the window around click {tuple(voxel)}" if voxel is not None else f"the window at {key}"
+            raise PromptError(f"{self._grid.source}: {where}: {e} (is it outside the body?)") from e
         with torch.no_grad(), autocast(self.device, self.amp):
             embedding = self.network.encode(window[None].to(self.device))
         self.encodings += 1
