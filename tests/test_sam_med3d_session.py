@@ -206,3 +206,21 @@ def test_evaluation_writes_dice_per_click_table_and_plot_reproducibly(phantom, t
     assert (tmp_path / "eval" / "dice_vs_clicks.png").stat().st_size > 1000
     lines = (tmp_path / "eval" / "clicks.csv").read_text().splitlines()
     assert lines[0] == "case,class,click,dice_window,dice_volume" and len(lines) == 4
+    clicks = json.loads((tmp_path / "eval" / "toy" / "clicks.json").read_text())
+    assert [c["positive"] for c in clicks["blob"]] == [r["positive"] for r in rows]
+    final = nib.load(tmp_path / "eval" / "toy" / "masks" / "blob.nii.gz")
+    assert final.shape == (48, 40, 20) and np.allclose(final.affine, phantom[3].affine)
+
+
+def test_open_session_uses_the_bundle_config_and_refuses_missing_weights(phantom, tiny_model_dir, tmp_path):
+    from bundles.errors import CheckpointError
+    from bundles.sam_med3d import open_session
+
+    with pytest.raises(CheckpointError, match="missing model files: .*model.pt; convert the official weights with"):
+        open_session(tmp_path / "nothing")
+    _, _, volume, grid = phantom
+    overlay = json.loads(TINY_OVERLAY.read_text())
+    session = open_session(tiny_model_dir, device="cpu", **overlay)
+    session.set_image(volume[0], grid, "ct")
+    direct = _session(phantom)
+    assert np.array_equal(session.add_click(BLOB_CENTRE), direct.add_click(BLOB_CENTRE))

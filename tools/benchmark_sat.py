@@ -27,8 +27,8 @@ import fire
 import torch
 
 from bundles.io.atomic import atomic_write_json
-from bundles.precision import autocast, channels_last, prepare_for_inference
 from bundles.networks.sat.sat import SAT
+from bundles.precision import autocast, channels_last, prepare_for_inference
 
 #: (variant, mode) pairs measured by ``run``.
 DEFAULT_CASES = (("nano", "float32"), ("nano", "fast"), ("pro", "fast"), ("nano", "end_to_end"))
@@ -94,8 +94,8 @@ def _end_to_end(network: SAT, roi: tuple[int, int, int], queries: int, variant: 
     from monai.data import MetaTensor
 
     from bundles.data.phantom import make_ct_phantom
-    from bundles.sat.inferer import TextPromptedInferer
     from bundles.io.grid import ImageGrid
+    from bundles.sat.inferer import TextPromptedInferer
 
     phantom = make_ct_phantom(0, shape=(512, 512, 200), spacing=(0.8, 0.8, 1.5))
     image = MetaTensor(torch.from_numpy(phantom.image.astype("float32"))[None], affine=torch.from_numpy(phantom.affine))

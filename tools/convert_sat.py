@@ -15,14 +15,13 @@ from collections import Counter
 from pathlib import Path
 
 import fire
-import torch
 
 from bundles.checkpoints.loading import read_state_dict
-from bundles.sat.convert import convert_official_sat_detailed, export_official_sat
 from bundles.checkpoints.release import file_sha256, write_release_record
-from bundles.sat.convert_text_encoder import convert_official_text_encoder, export_official_text_encoder
 from bundles.errors import install_excepthook
 from bundles.io.atomic import atomic_torch_save
+from bundles.sat.convert import convert_official_sat_detailed, export_official_sat
+from bundles.sat.convert_text_encoder import convert_official_text_encoder, export_official_text_encoder
 
 
 def _save(obj: object, output: str) -> Path:

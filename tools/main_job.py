@@ -1,4 +1,5 @@
-"""README command 1: train a small SAT on a real scan, segment a real scan, score it, draw it.
+"""README command 1: train a small SAT on a real scan, segment a real scan, score it, draw it
+(``--job clicks``: the same for SAM-Med3D with simulated clicks, see ``tools/clicks_job.py``).
 
 ``python -m tools.main_job`` (the CT job, default) trains on patient A (abdominal-pelvic CT, NIfTI) and
 segments patient B, a different person (upper-abdomen contrast CT, 20-file DICOM series).
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,8 @@ from bundles.engines.run_identity import code_version
 from bundles.io.atomic import atomic_write, atomic_write_json
 from bundles.io.readers import read_image
 from bundles.visualize.overlay import DEFAULT_CT_WINDOW, save_overlay_figure
+from tools.bundle_command import bundle_run
+from tools.clicks_job import run_clicks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = REPO_ROOT / "sat_nano"
@@ -78,39 +79,30 @@ def _case_line(case: ExampleCase, case_id: str, prompts: tuple[str, ...]) -> dic
             "modality": case.modality, "dataset": case.key, "prompts": list(prompts)}
 
 
-def _bundle_run(configs: list[str], overrides: dict[str, object]) -> float:
-    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs)]
-    for key, value in overrides.items():
-        command += [f"--{key}", value if isinstance(value, str) else repr(value)]
-    shown = " ".join(f'"{c}"' if (" " in c or "{" in c or "[" in c) else c for c in command[1:])
-    print(f"\n$ cd sat_nano && python {shown}", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=BUNDLE)
-    if result.returncode != 0:
-        raise SystemExit(f"error: the bundle command above failed (exit {result.returncode}); see its last line")
-    return time.perf_counter() - start
-
-
 def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = None, seed: int = 0, device: str = "auto",
         official_model_dir: str | None = None) -> None:
     """Run a main job end to end and print its Dice table.
 
     Args:
-        job: "ct" (train on patient A, test on patient B's DICOM series) or "mr" (patient C).
+        job: "ct" (SAT: train on patient A, test on patient B's DICOM series), "mr" (SAT on patient C) or
+            "clicks" (SAM-Med3D: train on patient A, 1..5 simulated clicks on patient B's liver and spleen).
         output_dir: where data lists, model, segmentations, report and figure go (default demo_output/<job>).
         max_steps: training steps of the demo model (default: configs/demo.json).
         seed: random seed of the demo training (network initialisation, crop sampling, augmentation); the same
             seed on the same machine and library versions gives the same weights and the same Dice.
         device: "auto" (CUDA when available), "cpu" or "cuda:0".
-        official_model_dir: folder with converted official SAT-Nano weights (model.pt, text_encoder.pt,
-            text_tower/): skip training and segment the test scan with them.
+        official_model_dir: folder with converted official weights (SAT-Nano: model.pt, text_encoder.pt,
+            text_tower/; SAM-Med3D for --job clicks: model.pt): skip training and use them.
 
     Writes ``<output_dir>/summary.json`` (weights, timings, Dice per prompt, paths).
     """
-    if job not in JOBS:
-        raise SystemExit(f"error: unknown job {job!r}; choose one of {sorted(JOBS)}")
-    spec = JOBS[job]
+    if job not in JOBS and job != "clicks":
+        raise SystemExit(f"error: unknown job {job!r}; choose one of {sorted([*JOBS, 'clicks'])}")
     out = Path(output_dir or REPO_ROOT / "demo_output" / job).resolve()
+    if job == "clicks":
+        run_clicks(out, max_steps, seed, device, official_model_dir)
+        return
+    spec = JOBS[job]
     test_case = EXAMPLES[spec.test]
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -133,7 +125,7 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         overrides["seed"] = int(seed)
         if max_steps is not None:
             overrides["max_steps"] = int(max_steps)
-        timings["train_s"] = _bundle_run(["configs/train.json", "configs/demo.json"], overrides)
+        timings["train_s"] = bundle_run(BUNDLE, ["configs/train.json", "configs/demo.json"], overrides)
         infer_configs = ["configs/inference.json", "configs/demo.json"]
         weights = f"demo model trained here on {' + '.join(spec.train)}"
     else:
@@ -141,7 +133,7 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         infer_configs = ["configs/inference.json"]
         weights = "official SAT-Nano weights"
     results = out / "segmentation"
-    timings["inference_s"] = _bundle_run(
+    timings["inference_s"] = bundle_run(BUNDLE, 
         infer_configs, {**common, "model_dir": str(model_dir), "input_dict": {"cases": str(test_list)}, "output_dir": str(results)}
     )
 

@@ -13,8 +13,8 @@ from os import PathLike
 
 import fire
 
-from bundles.sat.knowledge_pretraining import KnowledgePretraining
 from bundles.errors import install_excepthook
+from bundles.sat.knowledge_pretraining import KnowledgePretraining
 
 __all__ = ["pretrain"]
 

@@ -3,6 +3,8 @@ every case, a 128³ window centred on the object's bounding box (torchio's rule)
 simulated clicks, seeded (``ritm`` for clicks 1 and 2, ``random`` after, placed on the error of the
 previous prediction); each click decoded alone with the previous low-res logits; the Dice after each click
 in the window (as the paper reports) and on the whole input volume (the mask put back on the input grid).
+Each case's final masks (after the last click) are written on the input grid under ``<output_dir>/<case>/``
+with the clicks in ``clicks.json`` (RAS mm and window voxels), so a figure can show them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from monai.data import MetaTensor
 from tqdm import tqdm
 
 from bundles.errors import BundleInputError
+from bundles.io.atomic import atomic_write_json
 from bundles.io.cases import parse_cases
 from bundles.io.modality import normalize_modality
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
+from bundles.io.writers import write_segmentation
 from bundles.metrics.click_report import write_click_report
 from bundles.metrics.segmentation import dice
 from bundles.precision import autocast
@@ -98,17 +102,28 @@ class ClickEvaluation:
         self.session.set_image(image[0], grid, modality)
         labels = to_model_grid(MetaTensor(on_grid[None], affine=image.affine.clone()), self.session.spacing, mode="nearest")
         labels = labels.as_tensor()[0].round()
-        rows = []
+        rows, masks, names, clicks = [], [], [], {}
         for value, name in sorted(case.legend.items()):
             if self.classes is not None and name not in self.classes:
                 continue
             if not bool((labels == value).any()):
                 logger.warning("%s: %r (label %d) is not in the reference mask on the model grid; skipped", case.id, name, value)
                 continue
-            rows.extend(self._object(case.id, name, value, labels == value, on_grid.numpy() == value))
+            object_rows, mask = self._object(case.id, name, value, labels == value, on_grid.numpy() == value)
+            rows.extend(object_rows)
+            masks.append(mask)
+            names.append(name)
+            clicks[name] = [{"world_mm": r["world_mm"], "window_voxel": r["voxel"], "positive": r["positive"]} for r in object_rows]
+        if masks:
+            folder = self.output_dir / case.id
+            write_segmentation(np.stack(masks), names, grid, folder, provenance={"clicks": self.num_clicks, "click_seed": self.seed})
+            atomic_write_json(folder / "clicks.json", clicks)
         return rows
 
-    def _object(self, case_id: str, name: str, value: int, model_mask: torch.Tensor, volume_mask: np.ndarray) -> list[dict[str, Any]]:
+    def _object(
+        self, case_id: str, name: str, value: int, model_mask: torch.Tensor, volume_mask: np.ndarray
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Rows of one object (one per click) and its final mask on the input grid."""
         session, size = self.session, self.session.size
         start = box_window_start(model_mask.numpy(), size)
         gt = crop_or_pad(model_mask[None].float(), start, size)[0].numpy() > 0
@@ -130,5 +145,6 @@ class ClickEvaluation:
                 "case": case_id, "class": name, "click": click,
                 "dice_window": dice(upsampled[0, 0].numpy() > 0, gt), "dice_volume": dice(volume, volume_mask),
                 "voxel": [int(v) for v in voxel], "positive": bool(label),
+                "world_mm": [round(float(c), 3) for c in (session.window_affine(start) @ np.append(voxel, 1.0))[:3]],
             })
-        return rows
+        return rows, volume

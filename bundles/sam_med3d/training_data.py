@@ -66,6 +66,10 @@ class ObjectWindowSampler:
         spacing: model grid spacing in mm (official 1.5).
         min_voxels: redraw objects with at most this many voxels in their window (official 1000).
         flip: random flips on each axis with probability 0.5 (official).
+        slab_prob: probability of keeping only a slab of the window along its last (inferior-superior) axis,
+            of random depth from 1/8 of the window up, through a random voxel of the object; image and label
+            are zeroed outside (before normalisation, like the window's own padding). Not official (0): it
+            teaches a model trained on whole scans the thin scans whose windows are mostly padding.
         seed, rank: the random stream (``seed + rank`` under distributed training).
 
     Raises:
@@ -79,6 +83,7 @@ class ObjectWindowSampler:
         spacing: float = SPACING_MM,
         min_voxels: int = MIN_VOXELS,
         flip: bool = True,
+        slab_prob: float = 0.0,
         seed: int = 0,
         rank: int = 0,
     ) -> None:
@@ -87,6 +92,7 @@ class ObjectWindowSampler:
         self.cases = [_prepare(c, spacing) for c in cases]
         self.size = size
         self.flip = flip
+        self.slab_prob = slab_prob
         self.rng = np.random.default_rng(seed + rank)
         self.objects: list[tuple[int, int, np.ndarray]] = []  # (case index, label value, window start)
         for i, (case, prepared) in enumerate(zip(cases, self.cases)):
@@ -112,11 +118,22 @@ class ObjectWindowSampler:
         prepared = self.cases[case]
         image = crop_or_pad(prepared.image, start, self.size)
         label = (crop_or_pad(prepared.labels, start, self.size) == value).float()
+        if self.slab_prob and self.rng.random() < self.slab_prob:
+            image, label = self._slab(image, label)
         if self.flip:
             axes = [1 + a for a in range(3) if self.rng.random() < 0.5]
             if axes:
                 image, label = image.flip(axes), label.flip(axes)
         return {"image": znormalize_positive(image), "label": label}
+
+    def _slab(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        depth = int(self.rng.integers(max(self.size // 8, 1), self.size + 1))
+        levels = torch.nonzero(label[0].sum(dim=(0, 1))).flatten()
+        through = int(levels[int(self.rng.integers(len(levels)))])
+        lo = int(np.clip(through - int(self.rng.integers(depth)), 0, self.size - depth))
+        keep = torch.zeros(self.size, dtype=torch.bool)
+        keep[lo : lo + depth] = True
+        return image * keep, label * keep
 
 
 def collate_objects(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -70,6 +70,7 @@ class SliceViews:
         pred_axial, pred_coronal, ref_axial, ref_coronal: bool ``(Q, rows, cols)`` (ref ones None without ref).
         axial_aspect, coronal_aspect: pixel height / width for ``imshow``.
         axial_index, coronal_index: slice indices in the RAS-reoriented volume (z and y).
+        affine_ras, shape_ras: voxel -> RAS mm affine and shape of the RAS-reoriented volume.
     """
 
     axial: np.ndarray
@@ -82,6 +83,14 @@ class SliceViews:
     coronal_aspect: float
     axial_index: int
     coronal_index: int
+    affine_ras: np.ndarray
+    shape_ras: tuple[int, int, int]
+
+    def display_position(self, world: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float], np.ndarray]:
+        """World point (RAS mm) -> (column, row) on the axial and on the coronal panel, and its RAS voxel."""
+        v = (np.linalg.inv(self.affine_ras) @ np.append(np.asarray(world, dtype=float), 1.0))[:3]
+        nx, ny, nz = self.shape_ras
+        return (nx - 1 - v[0], ny - 1 - v[1]), (nx - 1 - v[0], nz - 1 - v[2]), v
 
 
 def _centre(masks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -125,6 +134,7 @@ def slice_views(image: np.ndarray, grid: ImageGrid, pred: np.ndarray, ref: np.nd
         pred_axial=axial(pred_ras), pred_coronal=coronal(pred_ras),
         ref_axial=None if ref_ras is None else axial(ref_ras), ref_coronal=None if ref_ras is None else coronal(ref_ras),
         axial_aspect=float(sy / sx), coronal_aspect=float(sz / sx), axial_index=int(z), coronal_index=int(y),
+        affine_ras=affine_ras, shape_ras=tuple(int(n) for n in image_ras.shape),
     )
 
 
@@ -144,6 +154,7 @@ def save_overlay_figure(
     *,
     window: tuple[float, float] | None = DEFAULT_CT_WINDOW,
     title: str | None = None,
+    clicks: Sequence[tuple[int, Sequence[float], bool]] = (),
 ) -> Path:
     """Write a PNG with an axial and a coronal slice through the centre of the largest predicted structure.
 
@@ -160,6 +171,8 @@ def save_overlay_figure(
         window: display range (default the CT soft-tissue window in HU); None uses the 1st-99th percentiles
             (for MR).
         title: figure title; default names the source file.
+        clicks: ``(mask index, RAS mm point, positive)`` per click, drawn in the mask's colour on both panels
+            (projected): ``+`` positive, ``x`` negative; large when within half a voxel of the section.
 
     Raises:
         ValueError: shapes do not match ``grid`` or ``len(names) != Q``.
@@ -180,6 +193,12 @@ def save_overlay_figure(
         _contours(ax, pred2d, colors, "solid")
         if ref2d is not None:
             _contours(ax, ref2d, colors, "dashed")
+        for index, world, positive in clicks:
+            axial_xy, coronal_xy, voxel = views.display_position(world)
+            axis, section = (2, views.axial_index) if label.startswith("axial") else (1, views.coronal_index)
+            near = abs(voxel[axis] - section) <= 0.5
+            ax.plot(*(axial_xy if axis == 2 else coronal_xy), marker="+" if positive else "x", color=colors[index],
+                    markersize=11 if near else 6, markeredgewidth=2.2 if near else 1.2, linestyle="none")
         ax.set_title(label)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -189,6 +208,9 @@ def save_overlay_figure(
     handles.append(Line2D([], [], color="k", lw=1.2, ls="solid", label="prediction"))
     if ref is not None:
         handles.append(Line2D([], [], color="k", lw=1.2, ls="dashed", label="reference"))
+    if clicks:
+        handles.append(Line2D([], [], color="k", marker="+", ls="none", label="positive click"))
+        handles.append(Line2D([], [], color="k", marker="x", ls="none", label="negative click"))
     figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
     source = Path(grid.source)
     figure.suptitle(title or f"{source.parent.name}/{source.name}: prediction (solid)" + (" vs reference (dashed)" if ref is not None else ""))
