@@ -149,14 +149,24 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def test_no_module_outside_sat_imports_sat():
-    """The core never imports a family: only bundles/sat/ and bundles/networks/sat/ use SAT's code."""
+#: family -> the packages allowed to import it (its glue, its network, and the shared SAM base for SAM families).
+FAMILIES = {
+    "sat": ("bundles/sat/", "bundles/networks/sat/"),
+    "sam_med3d": ("bundles/sam_med3d/", "bundles/networks/sam_med3d/"),
+    "sam": ("bundles/networks/sam/", "bundles/networks/sam_med3d/", "bundles/sam_med3d/"),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_module_outside_a_family_imports_it(family):
+    """The core never imports a family, nor one family another: only a family's own packages use its code."""
+    prefixes = (f"bundles.{family}", f"bundles.networks.{family}") if family != "sam" else ("bundles.networks.sam",)
     offenders = []
     for path in sorted((REPO / "bundles").rglob("*.py")):
         relative = path.relative_to(REPO).as_posix()
-        if relative.startswith(("bundles/sat/", "bundles/networks/sat/")):
+        if relative.startswith(FAMILIES[family]):
             continue
-        sat = [m for m in _imports(path) if m.startswith(("bundles.sat", "bundles.networks.sat"))]
-        if sat:
-            offenders.append(f"{relative}: {sorted(sat)}")
+        used = [m for m in _imports(path) if any(m == p or m.startswith(p + ".") for p in prefixes)]
+        if used:
+            offenders.append(f"{relative}: {sorted(used)}")
     assert offenders == []

@@ -113,7 +113,7 @@ def test_convert_tool_writes_loadable_file_and_exports_back(nano_official, tmp_p
     summary = convert_sat.segmentation(str(source), "nano", str(ours), deep_supervision=False)
     printed = capsys.readouterr().out
     assert "keys_used: 192" in printed and "keys_dropped: 100" in printed and "output_sha256" in printed
-    assert summary["parameters"] == 109_194_624
+    assert summary["values"] == 109_194_624
     state = read_state_dict(ours)
     assert len(state) == 192 and not list(tmp_path.glob("models/.tmp-*"))
     convert_sat.export(str(ours), "nano", str(official))

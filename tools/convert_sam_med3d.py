@@ -10,11 +10,9 @@ count and the sha256 of source and output. A file that does not fit is refused w
 
 from __future__ import annotations
 
-from collections import Counter
-
 import fire
 
-from bundles.checkpoints.release import file_sha256
+from bundles.checkpoints.conversion import conversion_summary
 from bundles.errors import install_excepthook
 from bundles.io.atomic import atomic_torch_save
 from bundles.sam_med3d.convert import convert_official_sam_med3d
@@ -30,17 +28,7 @@ def convert(checkpoint: str, output: str = "sam_med3d/models/model.pt", variant:
     """
     conversion = convert_official_sam_med3d(checkpoint, variant)
     path = atomic_torch_save(conversion.state, output)
-    summary = {
-        "variant": variant,
-        "source": str(checkpoint),
-        "source_sha256": file_sha256(checkpoint),
-        "output": str(path),
-        "output_sha256": file_sha256(path),
-        "keys_used": len(conversion.used),
-        "keys_dropped": len(conversion.dropped),
-        "dropped_by_reason": dict(Counter(conversion.dropped.values())),
-        "values": sum(t.numel() for t in conversion.state.values()),  # parameters + the PE buffer
-    }
+    summary = {"variant": variant, **conversion_summary(conversion, checkpoint, path)}
     for name, value in summary.items():
         print(f"{name}: {value}")
 

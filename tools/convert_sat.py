@@ -11,11 +11,11 @@ aliases) are reported as one line naming the keys.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import fire
 
+from bundles.checkpoints.conversion import conversion_summary
 from bundles.checkpoints.loading import read_state_dict
 from bundles.checkpoints.release import file_sha256, write_release_record
 from bundles.errors import install_excepthook
@@ -42,18 +42,7 @@ def segmentation(checkpoint: str, variant: str = "nano", output: str = "models/m
     """
     conversion = convert_official_sat_detailed(checkpoint, variant, deep_supervision=deep_supervision)
     path = _save(conversion.state, output)
-    summary = {
-        "variant": variant,
-        "source": str(checkpoint),
-        "source_sha256": file_sha256(checkpoint),
-        "output": str(path),
-        "output_sha256": file_sha256(path),
-        "keys_used": len(conversion.used),
-        "keys_dropped": len(conversion.dropped),
-        "dropped_by_reason": dict(Counter(conversion.dropped.values())),
-        "parameters": sum(t.numel() for t in conversion.state.values()),
-        "deep_supervision_heads": deep_supervision,
-    }
+    summary = {"variant": variant, **conversion_summary(conversion, checkpoint, path), "deep_supervision_heads": deep_supervision}
     for name, value in summary.items():
         print(f"{name}: {value}")
     return summary

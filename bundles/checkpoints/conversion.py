@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any
 
 import torch
 
-__all__ = ["Conversion"]
+from bundles.checkpoints.release import file_sha256
+
+__all__ = ["Conversion", "conversion_summary"]
 
 
 @dataclass
@@ -17,3 +22,18 @@ class Conversion:
     state: dict[str, torch.Tensor]
     used: list[str] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)
+
+
+def conversion_summary(conversion: Conversion, source: str | PathLike, output: str | PathLike) -> dict[str, Any]:
+    """What a converter tool prints: source and output with their sha256, keys used and dropped (counted by
+    reason), and the number of values written (parameters and stored buffers)."""
+    return {
+        "source": str(source),
+        "source_sha256": file_sha256(source),
+        "output": str(output),
+        "output_sha256": file_sha256(output),
+        "keys_used": len(conversion.used),
+        "keys_dropped": len(conversion.dropped),
+        "dropped_by_reason": dict(Counter(conversion.dropped.values())),
+        "values": sum(t.numel() for t in conversion.state.values()),
+    }

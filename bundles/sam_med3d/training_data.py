@@ -9,6 +9,7 @@ value of every case's legend that occurs in its mask is an object. Images and ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
@@ -30,6 +31,7 @@ from bundles.sam_med3d.preprocessing import (
     to_model_grid,
     znormalize_positive,
 )
+from bundles.transforms.reseed import reseed
 
 __all__ = ["ObjectWindowSampler", "collate_objects"]
 
@@ -66,6 +68,11 @@ class ObjectWindowSampler:
         spacing: model grid spacing in mm (official 1.5).
         min_voxels: redraw objects with at most this many voxels in their window (official 1000).
         flip: random flips on each axis with probability 0.5 (official).
+        jitter: largest shift of the window away from the object's centre, as a fraction of the window
+            (uniform per axis). Not official (0: always centred): with few training scans it stops the model
+            from learning where objects sit instead of where the click is.
+        image_augmentation: callable on the (1, S, S, S) normalised image (MONAI array transforms), reseeded
+            from this sampler's generator before every sample. Not official (none).
         slab_prob: probability of keeping only a slab of the window along its last (inferior-superior) axis,
             of random depth from 1/8 of the window up, through a random voxel of the object; image and label
             are zeroed outside (before normalisation, like the window's own padding). Not official (0): it
@@ -83,6 +90,8 @@ class ObjectWindowSampler:
         spacing: float = SPACING_MM,
         min_voxels: int = MIN_VOXELS,
         flip: bool = True,
+        jitter: float = 0.0,
+        image_augmentation: Callable[[torch.Tensor], torch.Tensor] | None = None,
         slab_prob: float = 0.0,
         seed: int = 0,
         rank: int = 0,
@@ -92,6 +101,8 @@ class ObjectWindowSampler:
         self.cases = [_prepare(c, spacing) for c in cases]
         self.size = size
         self.flip = flip
+        self.jitter = jitter
+        self.image_augmentation = image_augmentation
         self.slab_prob = slab_prob
         self.rng = np.random.default_rng(seed + rank)
         self.objects: list[tuple[int, int, np.ndarray]] = []  # (case index, label value, window start)
@@ -115,16 +126,23 @@ class ObjectWindowSampler:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         case, value, start = self.objects[int(self.rng.integers(len(self.objects)))]
+        if self.jitter:
+            limit = int(self.jitter * self.size)
+            start = start + self.rng.integers(-limit, limit + 1, size=3)
         prepared = self.cases[case]
         image = crop_or_pad(prepared.image, start, self.size)
         label = (crop_or_pad(prepared.labels, start, self.size) == value).float()
-        if self.slab_prob and self.rng.random() < self.slab_prob:
+        if self.slab_prob and self.rng.random() < self.slab_prob and bool(label.any()):
             image, label = self._slab(image, label)
         if self.flip:
             axes = [1 + a for a in range(3) if self.rng.random() < 0.5]
             if axes:
                 image, label = image.flip(axes), label.flip(axes)
-        return {"image": znormalize_positive(image), "label": label}
+        image = znormalize_positive(image)
+        reseed((self.image_augmentation,), self.rng)
+        if self.image_augmentation is not None:
+            image = torch.as_tensor(self.image_augmentation(image)).float()
+        return {"image": image, "label": label}
 
     def _slab(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         depth = int(self.rng.integers(max(self.size // 8, 1), self.size + 1))

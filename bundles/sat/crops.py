@@ -18,7 +18,6 @@ from os import PathLike
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Randomizable
 
 from bundles.errors import BundleInputError
 from bundles.io.cases import Case, parse_cases
@@ -27,6 +26,7 @@ from bundles.io.readers import read_image
 from bundles.io.reference_masks import values_by_term
 from bundles.io.resample import resample_to_grid
 from bundles.sat.preprocessing import SATPreprocessing
+from bundles.transforms.reseed import reseed
 
 __all__ = ["PreparedCase", "TextPromptedCropSampler", "collate_text_prompted"]
 
@@ -159,7 +159,7 @@ class TextPromptedCropSampler:
         starts = _crop_window(center, case.labels.shape, self.roi, jitter)
         image = torch.from_numpy(_extract(case.image.numpy(), starts, self.roi))
         labels = torch.from_numpy(_extract(case.labels, starts, self.roi).astype(np.float32))[None]
-        self._reseed_augmentations()
+        reseed((self.spatial_augmentation, self.image_augmentation), self.rng)
         if self.spatial_augmentation is not None:
             out = self.spatial_augmentation({"image": image, "label": labels})
             image, labels = torch.as_tensor(out["image"]), torch.as_tensor(out["label"]).round()
@@ -174,11 +174,6 @@ class TextPromptedCropSampler:
         if self.image_augmentation is not None:
             image = torch.as_tensor(self.image_augmentation(image))
         return self._queries(case, image.float(), labels[0].numpy().astype(np.int16))
-
-    def _reseed_augmentations(self) -> None:
-        for augmentation in (self.spatial_augmentation, self.image_augmentation):
-            if isinstance(augmentation, Randomizable):
-                augmentation.set_random_state(seed=int(self.rng.integers(2**31)))
 
     def _queries(self, case: PreparedCase, image: torch.Tensor, labels: np.ndarray) -> dict:
         crop_voxels = labels.size
