@@ -5,8 +5,8 @@ clicks: Dice-per-click table and plot, and a figure of the final masks with the 
 Steps, each a plain ``python -m monai.bundle run`` of the ``sam_med3d`` bundle (printed, so you can rerun
 any of them by hand):
 
-1. write the dataset lists from ``data/examples`` (training objects: every TotalSegmentator structure of
-   patient A; test objects: liver and spleen of patient B);
+1. write the dataset lists from ``data/examples`` (training objects: the nine abdominal organs of SAT's CT
+   job in patient A's reference masks; test objects: liver and spleen of patient B);
 2. train the demo model (``configs/train.json`` + ``configs/demo.json``); a finished training is reused, an
    interrupted one resumes;
 3. evaluate (``configs/inference.json`` + ``configs/demo.json`` + ``configs/evaluate.json``): a window
@@ -39,20 +39,23 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = REPO_ROOT / "sam_med3d"
 TRAIN, TEST, TEST_ID = "ct_abdomen_pelvis", "ct_dicom_series", "patient_b"
 OBJECTS = ("liver", "spleen")
+#: Training objects: the abdominal organs of the SAT CT job (tools/main_job.py); with one training scan, a
+#: model trained for minutes learns these better than all 48 TotalSegmentator structures of patient A.
+TRAIN_OBJECTS = ("liver", "spleen", "left kidney", "right kidney", "stomach", "aorta", "pancreas", "inferior vena cava", "gallbladder")
 NUM_CLICKS = 5
 #: Liver Dice after 5 clicks (in the window, the paper's protocol) below which the job reports a broken pipeline.
 LIVER_DICE_FLOOR = 0.7
 
 
-def _line(case: ExampleCase, case_id: str, names: tuple[str, ...] | None) -> dict:
-    legend = {value: name for value, name in case.legend.items() if names is None or name in names}
+def _line(case: ExampleCase, case_id: str, names: tuple[str, ...]) -> dict:
+    legend = {value: name for value, name in case.legend.items() if name in names}
     return {"id": case_id, "image": str(case.image), "mask": str(case.reference), "legend": legend, "modality": case.modality}
 
 
 def _write_lists(data: Path) -> tuple[Path, Path]:
     data.mkdir(parents=True, exist_ok=True)
     train, test = data / "train.jsonl", data / "test.jsonl"
-    for path, line in ((train, _line(EXAMPLES[TRAIN], "patient_a", None)), (test, _line(EXAMPLES[TEST], TEST_ID, OBJECTS))):
+    for path, line in ((train, _line(EXAMPLES[TRAIN], "patient_a", TRAIN_OBJECTS)), (test, _line(EXAMPLES[TEST], TEST_ID, OBJECTS))):
         text = json.dumps(line) + "\n"
         atomic_write(path, lambda tmp, text=text: tmp.write_text(text))
     return train, test
