@@ -32,7 +32,7 @@ import pytest
 from bundles.data.phantom import make_ct_phantom
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "sat_nano/docs/README.md", "sat_pro/docs/README.md"]
+DOCS = ["README.md", "sat_nano/docs/README.md", "sat_pro/docs/README.md", "sam_med3d/docs/README.md"]
 TINY = str(REPO / "tests" / "data" / "tiny_sat.json")
 RUNNABLE = ("python -m monai.bundle", "medseg ", "torchrun ", "python -m tools.", "python -c ")
 NOT_RUN_HERE = ("python -m tools.main_job", "python -m pip", "bash .ci/run", "mlflow ")

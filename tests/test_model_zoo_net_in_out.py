@@ -6,6 +6,8 @@ MONAI passes to ``forward`` as they are. A tensor cannot be written on the comma
 parses arguments as Python literals), so the check runs through the Python API. The metadata declares
 ``outputs.pred.num_channels = 1`` (one channel per query), so exactly one query is passed. The tiny
 overlay (tests/data/tiny_sat.json) keeps the network small; the check does not load weights.
+SAM-Med3D's check (the full-size network, clicks as ``extra_forward_args``) is the documented command of
+``sam_med3d/docs/README.md``, run by ``test_documented_commands.py``.
 """
 
 from __future__ import annotations
@@ -50,11 +52,3 @@ def test_verify_net_in_out_counts_one_channel_per_query():
     with pytest.raises(ValueError, match="output channel number `2` doesn't match: `1`"):
         _verify("sat_nano", n=2, extra_forward_args={"queries": torch.rand(1, 2, 768)})
 
-
-def test_verify_net_in_out_sam_med3d_full_size():
-    """SAM-Med3D's forward takes ``(image, points, point_labels)``; the clicks come through
-    ``extra_forward_args``. Its metadata fixes the official 128³ window, so this runs the full-size
-    ``vit_b_ori`` once (random weights, about 25 s on 2 CPU cores)."""
-    verify_net_in_out(net_id="network_def", meta_file=str(ROOT / "sam_med3d" / "configs" / "metadata.json"),
-                      config_file=str(ROOT / "sam_med3d" / "configs" / "inference.json"), device="cpu",
-                      extra_forward_args={"points": torch.tensor([[[64.0, 64.0, 64.0]]]), "point_labels": torch.tensor([[1]])})
