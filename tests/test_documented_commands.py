@@ -34,6 +34,7 @@ from bundles.data.phantom import make_ct_phantom
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "sat_nano/docs/README.md", "sat_pro/docs/README.md", "sam_med3d/docs/README.md"]
 TINY = str(REPO / "tests" / "data" / "tiny_sat.json")
+TINY_SAM_MED3D = str(REPO / "tests" / "data" / "tiny_sam_med3d.json")
 RUNNABLE = ("python -m monai.bundle", "medseg ", "torchrun ", "python -m tools.", "python -c ")
 NOT_RUN_HERE = ("python -m tools.main_job", "python -m pip", "bash .ci/run", "mlflow ")
 SKIP_MARK = "<!-- needs: official weights -->"
@@ -101,12 +102,25 @@ def demo_output(tiny_sat_model, tmp_path_factory) -> Path:
     data.mkdir(parents=True)
     (data / "train.jsonl").write_text(json.dumps(_tiny_case(data, 31, "train")) + "\n")
     (data / "test.jsonl").write_text(json.dumps(_tiny_case(data, 32, "patient_b")) + "\n")
+    _tiny_clicks_model(root / "clicks", data / "train.jsonl")
     return root
 
 
-def _tiny(command: str, demo_output: Path, tmp: Path) -> str:
+def _tiny_clicks_model(folder: Path, train_list: Path) -> None:
+    """What ``python -m tools.main_job --job clicks`` leaves in ``demo_output/clicks/model``, tiny: 2 steps."""
+    from monai.bundle import run
+
+    bundle = REPO / "sam_med3d"
+    run(config_file=[str(bundle / "configs/train.json"), str(bundle / "configs/demo.json"), TINY_SAM_MED3D,
+                     str(REPO / "tests/data/tiny_sam_med3d_train.json")],
+        bundle_root=str(bundle), train_data=str(train_list), ckpt_dir=str(folder / "train"), export_dir=str(folder / "model"),
+        use_mlflow=False)
+
+
+def _tiny(command: str, demo_output: Path, tmp: Path, cwd: str = ".") -> str:
     command = re.sub(r"(\.\./)?demo_output/", f"{demo_output}/", command)
-    command = re.sub(r"\[([^\]]*/demo\.json[^\]]*)\]", lambda m: f"[{m.group(1)},'{TINY}']", command)
+    tiny = TINY_SAM_MED3D if (cwd.startswith("sam_med3d") or "sam_med3d/configs" in command) else TINY
+    command = re.sub(r"\[([^\]]*/demo\.json[^\]]*)\]", lambda m: f"[{m.group(1)},'{tiny}']", command)
     if "monai.bundle run" in command:
         training = "train.json" in command
         if training and "--max_steps" not in command:
@@ -124,7 +138,7 @@ def _tiny(command: str, demo_output: Path, tmp: Path) -> str:
 
 @pytest.mark.parametrize("doc_command", ALL, ids=[f"{c.source}:{c.line}" for c in ALL])
 def test_documented_command_runs_as_written(doc_command: DocCommand, demo_output, tmp_path):
-    command = _tiny(doc_command.command, demo_output, tmp_path)
+    command = _tiny(doc_command.command, demo_output, tmp_path, doc_command.cwd)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(["bash", "-c", command], cwd=REPO / doc_command.cwd, env=env, capture_output=True, text=True,
                             timeout=900)
