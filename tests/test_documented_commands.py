@@ -103,6 +103,8 @@ def demo_output(tiny_sat_model, tmp_path_factory) -> Path:
     (data / "train.jsonl").write_text(json.dumps(_tiny_case(data, 31, "train")) + "\n")
     (data / "test.jsonl").write_text(json.dumps(_tiny_case(data, 32, "patient_b")) + "\n")
     _tiny_clicks_model(root / "clicks", data / "train.jsonl")
+    (root / "clicks" / "data").mkdir()
+    shutil.copy(data / "test.jsonl", root / "clicks" / "data" / "test.jsonl")
     return root
 
 
