@@ -13,7 +13,7 @@ import torch
 from monai.transforms.utils import get_largest_connected_component_mask
 
 from bundles.errors import require_package
-from bundles.io.grid import ImageGrid
+from bundles.io.grid import ImageGrid, sub_grid_affine
 from bundles.io.resample import resample_to_grid
 
 __all__ = ["MasksOnGrid", "footprint"]
@@ -47,7 +47,7 @@ class MasksOnGrid:
         box = footprint(np.asarray(affine, dtype=np.float64), tuple(probabilities.shape[1:]), grid)
         if box is None:
             return masks
-        sub_affine = grid.affine @ _translation([s.start for s in box])
+        sub_affine = sub_grid_affine(grid.affine, [s.start for s in box])
         sub_shape = tuple(s.stop - s.start for s in box)
         for k in range(probabilities.shape[0]):
             on_grid = resample_to_grid(probabilities[k : k + 1], affine, (sub_affine, sub_shape), mode="bilinear")
@@ -55,12 +55,6 @@ class MasksOnGrid:
             if self.keep_largest_component and bool(masks[k].any()):
                 masks[k] = np.asarray(get_largest_connected_component_mask(torch.from_numpy(masks[k])))
         return masks
-
-
-def _translation(offset) -> np.ndarray:
-    t = np.eye(4)
-    t[:3, 3] = offset
-    return t
 
 
 def footprint(src_affine: np.ndarray, src_shape: tuple[int, ...], grid: ImageGrid) -> tuple[slice, ...] | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import nibabel as nib
 import numpy as np
 
-__all__ = ["ImageGrid", "RAS_LABELS"]
+__all__ = ["ImageGrid", "RAS_LABELS", "sub_grid_affine"]
 
 #: Axis-code letters of the RAS+ world that our affines map to (MONAI's classic default, stated explicitly
 #: as ``Orientation(labels=...)``).
@@ -82,3 +82,11 @@ class ImageGrid:
 
     def __hash__(self) -> int:
         return hash((self.shape, self.affine.tobytes(), self.source, self.dicom_files))
+
+
+def sub_grid_affine(affine: np.ndarray, start) -> np.ndarray:
+    """Voxel -> RAS mm affine of the sub-grid of ``affine``'s grid whose voxel 0 is voxel ``start`` (3
+    numbers, may be negative or fractional) of the parent: ``affine @ translation(start)``."""
+    shift = np.eye(4)
+    shift[:3, 3] = np.asarray(start, dtype=np.float64)
+    return np.asarray(affine, dtype=np.float64) @ shift

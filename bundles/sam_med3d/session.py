@@ -23,7 +23,7 @@ from monai.data import MetaTensor
 
 from bundles.errors import PromptError
 from bundles.inferers.on_grid import MasksOnGrid
-from bundles.io.grid import ImageGrid
+from bundles.io.grid import ImageGrid, sub_grid_affine
 from bundles.networks.sam_med3d import SAMMed3D
 from bundles.precision import autocast, prepare_for_inference, resolve_device
 from bundles.sam_med3d.preprocessing import (
@@ -49,27 +49,6 @@ class _Click:
 @dataclass
 class _Object:
     clicks: list[_Click] = field(default_factory=list)
-
-
-def _translation(offset: np.ndarray) -> np.ndarray:
-    t = np.eye(4)
-    t[:3, 3] = offset
-    return t
-
-
-def _shift(low_res: torch.Tensor, cells: np.ndarray) -> torch.Tensor:
-    """Logits of a window moved by ``cells`` low-res voxels: the overlap is kept, the rest is 0."""
-    side = low_res.shape[-1]
-    out = torch.zeros_like(low_res)
-    src, dst = [], []
-    for c in cells.tolist():
-        lo, hi = max(c, 0), min(side + c, side)
-        if hi <= lo:
-            return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - c, hi - c))
-    out[(slice(None), slice(None), *dst)] = low_res[(slice(None), slice(None), *src)]
-    return out
 
 
 class ClickSession:
@@ -148,7 +127,7 @@ class ClickSession:
     def window_affine(self, start: np.ndarray) -> np.ndarray:
         """Voxel -> RAS mm affine of the window whose first voxel is ``start`` on the model grid."""
         _, affine = self._need_image()
-        return affine @ _translation(start)
+        return sub_grid_affine(affine, start)
 
     # -- clicks --------------------------------------------------------------------------------------
     def add_click(self, voxel: Sequence[float], positive: bool = True, obj: str = "object") -> np.ndarray:
@@ -228,7 +207,8 @@ class ClickSession:
         if inside:
             return previous.start, previous.low_res
         cells = np.round((point_window_start(point, self.size) - previous.start) / self.factor).astype(np.int64)
-        return previous.start + cells * self.factor, _shift(previous.low_res, cells)
+        # the previous logits seen from the moved window: the overlap kept, the rest 0
+        return previous.start + cells * self.factor, crop_or_pad(previous.low_res[0], cells, previous.low_res.shape[-1])[None]
 
     def window_embedding(self, start: np.ndarray, voxel: Sequence[float] | None = None) -> torch.Tensor:
         """The image embedding (1, C, g, g, g) of the window whose first model-grid voxel is ``start``
