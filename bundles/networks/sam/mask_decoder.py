@@ -51,16 +51,18 @@ class MaskDecoder(nn.Module):
         self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
         self.iou_prediction_head = MLP(dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth)
 
-    def forward(
+    def predict_masks(
         self,
         image_embedding: torch.Tensor,
         image_pe: torch.Tensor,
         sparse: torch.Tensor,
         dense: torch.Tensor,
-        multimask_output: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """image_embedding, dense (B, dim, *grid); image_pe (1, dim, *grid); sparse (B, T, dim) ->
-        masks (B, 1 or num_multimask_outputs, *(4 * grid)) and IoU predictions (B, same)."""
+        """Every mask token's mask: image_embedding, dense (B, dim, *grid); image_pe (1, dim, *grid); sparse
+        (B, T, dim) -> masks (B, num_mask_tokens, *(4 * grid)) and IoU predictions (B, num_mask_tokens).
+
+        Token 0 is SAM's single-mask output; SAMed reads all of them (token 0 = background, official
+        ``MaskDecoder.predict_masks``)."""
         b = sparse.shape[0]
         out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
@@ -71,6 +73,17 @@ class MaskDecoder(nn.Module):
         upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, -1, *grid))
         hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
         masks = (hyper @ upscaled.flatten(2)).view(b, -1, *upscaled.shape[2:])
-        iou = self.iou_prediction_head(hs[:, 0])
+        return masks, self.iou_prediction_head(hs[:, 0])
+
+    def forward(
+        self,
+        image_embedding: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+        multimask_output: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`predict_masks`, keeping token 0 (``multimask_output`` False) or tokens 1.. (True)."""
+        masks, iou = self.predict_masks(image_embedding, image_pe, sparse, dense)
         keep = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, keep], iou[:, keep]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bundles.errors import ConfigurationError
 from bundles.networks.sam.layer_norm import ChannelLayerNorm
 from bundles.networks.sam.position_encoding import RandomFourierEncoding
 
@@ -82,6 +83,20 @@ class PromptEncoder(nn.Module):
         for value, table in enumerate(self.point_embeddings[:2]):
             emb = emb + (labels == value)[..., None].to(emb.dtype) * table.weight[0]
         return emb
+
+    def embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Boxes (B, 2 * ndim) as (min corner, max corner) in input pixel units, coordinates in the order
+        points use -> (B, 2, embed_dim): the two corners' encodings plus ``point_embeddings`` 2 and 3
+        (official ``_embed_boxes``; the corners get +0.5 like points).
+
+        Raises:
+            ConfigurationError: the encoder has no box-corner embeddings (``num_point_embeddings`` < 4).
+        """
+        if len(self.point_embeddings) < 4:
+            raise ConfigurationError("this prompt encoder has no box-corner embeddings (num_point_embeddings < 4)")
+        corners = (boxes.reshape(-1, 2, self.ndim) + 0.5) / self.input_size
+        emb = self.pe_layer.encode(corners)
+        return emb + torch.stack([self.point_embeddings[2].weight[0], self.point_embeddings[3].weight[0]])
 
     def embed_mask(self, mask: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Low-res logits (B, 1, *(4 * grid)) -> (B, embed_dim, *grid); ``None`` -> ``no_mask_embed`` broadcast."""
