@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bundles.io.cases import case_id_from_path, parse_cases
 from bundles.errors import BundleInputError, ConfigurationError
+from bundles.io.cases import case_id_from_path, parse_cases
 
 
 def test_single_image_and_list(tmp_path):
@@ -60,3 +60,10 @@ def test_prompts_and_modality_are_opaque_to_the_core():
     assert case.prompts == clicks and case.modality is None
     (case,) = parse_cases({"image": "ct.nii.gz"})
     assert case.prompts is None
+
+
+def test_inline_case_list_takes_top_level_defaults():
+    cases = parse_cases({"cases": [{"image": "a.nii.gz", "id": "one"}, {"image": "b.nii.gz", "modality": "mri"}], "modality": "ct"})
+    assert [c.id for c in cases] == ["one", "b"] and [c.modality for c in cases] == ["ct", "mri"]
+    with pytest.raises(ConfigurationError, match="'cases' must list dicts"):
+        parse_cases({"cases": ["a.nii.gz"]})

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from bundles.checkpoints.loading import load_state_dict_strict, read_state_dict
-from bundles.sat.convert import convert_official_sat, convert_official_sat_detailed, export_official_sat
 from bundles.errors import CheckpointError
 from bundles.networks.sat.sat import SAT
+from bundles.sat.convert import convert_official_sat, convert_official_sat_detailed, export_official_sat
 from tools import convert_sat
 
 

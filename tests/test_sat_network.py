@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from bundles.errors import ConfigurationError
-from bundles.precision import autocast, channels_last, prepare_for_inference
 from bundles.networks.sat.norm_act import instance_norm_leaky_relu
 from bundles.networks.sat.positional_encoding import PositionalEncoding3D, sinusoidal_encoding_3d
 from bundles.networks.sat.sat import SAT
+from bundles.precision import autocast, channels_last, prepare_for_inference
 
 TINY = dict(features=(8, 8, 16, 16, 32, 32), decoder_layers=2, projection_hidden=32, mask_embed_hidden=16,
             deep_supervision_hidden=(16, 16, 16))

@@ -6,13 +6,13 @@ import json
 
 import pytest
 import torch
+from transformers import MPNetConfig
 
 from bundles.checkpoints.loading import load_state_dict_strict
 from bundles.checkpoints.release import check_release, write_release_record
-from bundles.sat.convert_text_encoder import convert_official_text_encoder, export_official_text_encoder
 from bundles.errors import CheckpointError
 from bundles.networks.sat.text_encoder import KnowledgeEncoder
-from transformers import MPNetConfig
+from bundles.sat.convert_text_encoder import convert_official_text_encoder, export_official_text_encoder
 
 
 @pytest.fixture(scope="module")

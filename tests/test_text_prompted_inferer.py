@@ -8,9 +8,9 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from bundles.sat.inferer import TextPromptedInferer
 from bundles.io.grid import ImageGrid
 from bundles.metrics.segmentation import dice
+from bundles.sat.inferer import TextPromptedInferer
 
 
 class BrightVoxels(torch.nn.Module):

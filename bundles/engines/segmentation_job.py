@@ -119,6 +119,7 @@ class SegmentationJob:
             files, so its presence means the case finished).
         provenance: model, weights, configs and date (:func:`bundles.engines.provenance.model_provenance`),
             recorded in every legend, DICOM-SEG and report.
+        allow_2d: accept 2D images as one-slice volumes (models that work on slices).
     """
 
     def __init__(
@@ -133,6 +134,7 @@ class SegmentationJob:
         progress: bool = True,
         skip_existing: bool = False,
         provenance: Mapping[str, Any] | None = None,
+        allow_2d: bool = False,
     ):
         self.predictor = predictor
         self.prompt_check = prompt_check
@@ -143,6 +145,7 @@ class SegmentationJob:
         self.progress = progress
         self.skip_existing = skip_existing
         self.provenance = dict(provenance or {})
+        self.allow_2d = allow_2d
 
     def run(self) -> list[dict[str, Any]]:
         """Process all cases; return the metric rows (empty when no case has a reference mask).
@@ -176,7 +179,7 @@ class SegmentationJob:
     def _segment(self, case: Case, prompts: Any) -> list[dict[str, Any]]:
         """Read, segment, write and (with a reference mask) score one case; return its metric rows."""
         start = time.perf_counter()
-        image, grid = read_image(case.image, frame=case.frame)
+        image, grid = read_image(case.image, frame=case.frame, allow_2d=self.allow_2d)
         if case.modality and normalize_modality(case.modality) == "ct":
             check_ct_intensities(image, case.image)
         masks, names = self.predictor(image, grid, case, prompts)

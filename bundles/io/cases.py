@@ -6,7 +6,8 @@ Accepted forms (``--input_dict`` on the command line):
 - several images sharing prompts and modality: ``{'image': ['a.nii.gz', 'b.nii.gz'], ...}``;
 - a folder of image files (NIfTI, NRRD, MHA): ``{'image': 'scans/', ...}``, one case per file; a folder
   without such files is taken as one DICOM series;
-- a case list: ``{'cases': 'cases.jsonl'}`` (or ``.json`` holding a list); each case may set its own
+- a case list: ``{'cases': 'cases.jsonl'}`` (or ``.json`` holding a list, or the list itself:
+  ``{'cases': [{'image': 'a.nii.gz'}, ...]}``); each case may set its own
   ``image``, ``prompts``, ``modality``, ``id``, ``frame`` (the volume of a 4D image), and for evaluation
   ``mask`` + ``legend`` (label value -> term), ``dataset``; missing fields fall back to the top-level ones.
 
@@ -120,7 +121,15 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         raise ConfigurationError(f"input_dict must be a dict such as {{'image': 'ct.nii.gz', ...}}, got {input_dict!r}")
     defaults = {k: v for k, v in input_dict.items() if k not in ("cases", "image")}
     if "cases" in input_dict:
-        raw = _read_case_file(Path(input_dict["cases"]))
+        listed = input_dict["cases"]
+        if isinstance(listed, (list, tuple)):
+            if not all(isinstance(item, Mapping) for item in listed):
+                raise ConfigurationError(f"input_dict 'cases' must list dicts such as {{'image': 'ct.nii.gz'}}, got {listed!r}")
+            raw = [dict(item) for item in listed]
+        elif isinstance(listed, (str, Path)):
+            raw = _read_case_file(Path(listed))
+        else:
+            raise ConfigurationError(f"input_dict 'cases' must be a .jsonl / .json file or a list of cases, got {listed!r}")
     elif "image" in input_dict:
         images = input_dict["image"]
         listed = [Path(p) for p in (images if isinstance(images, (list, tuple)) else [images])]

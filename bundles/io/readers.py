@@ -96,8 +96,8 @@ def _read_dicom_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str,
     return array, affine, tuple(str(f) for f in headers.files)
 
 
-def read_image(path: str | PathLike, *, frame: int | None = None) -> tuple[MetaTensor, ImageGrid]:
-    """Read and validate a 3D image.
+def read_image(path: str | PathLike, *, frame: int | None = None, allow_2d: bool = False) -> tuple[MetaTensor, ImageGrid]:
+    """Read and validate a 3D image (or, with ``allow_2d``, a 2D image as a one-slice volume ``(X, Y, 1)``).
 
     Formats: ``.nii``/``.nii.gz`` (MONAI ``NibabelReader``; the header is kept in the grid so outputs reuse
     it), ``.nrrd``/``.nhdr``/``.mha``/``.mhd`` (MONAI ``ITKReader``), and a folder holding one DICOM series
@@ -108,6 +108,7 @@ def read_image(path: str | PathLike, *, frame: int | None = None) -> tuple[MetaT
     Args:
         path: image file or DICOM folder.
         frame: 0-based volume of a 4D image.
+        allow_2d: accept 2D images (for models that work on slices).
 
     Returns:
         ``(image, grid)``: ``image`` is a float32 :class:`MetaTensor` of shape ``(1, X, Y, Z)`` over the file's
@@ -133,7 +134,7 @@ def read_image(path: str | PathLike, *, frame: int | None = None) -> tuple[MetaT
         raise BundleInputError(
             path, f"unsupported file type{hint}; use {', '.join(NIFTI_SUFFIXES + ITK_SUFFIXES)} or a DICOM series folder"
         )
-    volume = squeeze_to_3d(array, path, frame)
+    volume = squeeze_to_3d(array, path, frame, allow_2d)
     check_spacing(affine, path)
     check_voxels(volume, path)
     grid = ImageGrid(volume.shape, affine, str(path), nifti_header=header, dicom_files=files)

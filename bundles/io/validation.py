@@ -66,10 +66,11 @@ def check_spacing(affine: np.ndarray, path: str | PathLike) -> None:
         )
 
 
-def squeeze_to_3d(array: np.ndarray, path: str | PathLike, frame: int | None = None) -> np.ndarray:
+def squeeze_to_3d(array: np.ndarray, path: str | PathLike, frame: int | None = None, allow_2d: bool = False) -> np.ndarray:
     """Return the 3D volume ``(X, Y, Z)`` of an image array read from ``path``.
 
     Trailing singleton axes after the third are dropped, so ``(X, Y, Z, 1)`` and ``(X, Y, Z, 1, 1)`` are 3D.
+    With ``allow_2d`` (models that work on slices) a 2D image ``(X, Y)`` is the one-slice volume ``(X, Y, 1)``.
     ``(X, Y, Z, T)`` with ``T > 1`` needs ``frame`` (0-based) and returns that frame. A 3D image accepts
     only ``frame`` None or 0.
 
@@ -81,8 +82,11 @@ def squeeze_to_3d(array: np.ndarray, path: str | PathLike, frame: int | None = N
     ndim = len(shape)
     while ndim > 3 and shape[ndim - 1] == 1:
         ndim -= 1
+    if ndim == 2 and allow_2d:
+        return array.reshape(*shape, 1)
     if ndim < 3:
-        raise BundleInputError(path, f"image has {len(shape)} dimension(s) (shape {shape}); a 3D volume is needed")
+        needed = "a 2D image or a 3D volume" if allow_2d else "a 3D volume"
+        raise BundleInputError(path, f"image has {len(shape)} dimension(s) (shape {shape}); {needed} is needed")
     if ndim > 4:
         raise BundleInputError(
             path, f"image shape {shape} has {ndim} non-singleton dimensions; only 3D volumes or 4D series of volumes are supported"

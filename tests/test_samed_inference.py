@@ -1,0 +1,131 @@
+"""SAMed inference: axial slices of an oblique LPS volume through a stand-in network come back on the input
+grid; body-only slices; the bundle's inference config end to end with a tiny SAMed; bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bundles.engines.prompt_free import NoPrompts
+from bundles.engines.segmentation_job import SegmentationJob
+from bundles.inferers.axial_slices import AxialSlices
+from bundles.samed.predictor import SlicePredictor
+from bundles.samed.preprocessing import scale_ct
+from tests.test_core_toy_family import _oblique_lps_phantom
+from tests.test_samed_network import tiny_samed
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "samed_lora"
+TINY = REPO / "tests" / "data" / "tiny_samed.json"
+
+
+class BrightIsClassOne(nn.Module):
+    """Stand-in SAMed (same interface): class 1 where the scaled CT is near 1 (> 250 HU), else background;
+    counts the slices it sees."""
+
+    img_size, num_classes = 96, 1
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(40.0))
+        self.seen = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[1:] == (3, 96, 96)
+        self.seen += x.shape[0]
+        foreground = self.scale * (x[:, :1] - (250 + 125) / 400)
+        return torch.cat([-foreground, foreground], dim=1)
+
+
+def test_axial_slices_round_trip_is_exact_and_slices_are_axial():
+    affine = np.diag([-1.0, -1.0, 2.0, 1.0])[[2, 0, 1, 3]]  # voxel axes 0, 1, 2 run towards P, I, R
+    volume = np.random.default_rng(0).normal(size=(2, 5, 6, 7)).astype(np.float32)
+    slices = AxialSlices(volume, affine)
+    assert slices.slices.shape == (2, 7, 5, 6)  # (C, R, A, S)
+    assert np.array_equal(slices.slices[1, :, :, 0].numpy(), volume[1, ::-1, -1, :].T)  # the most inferior slice, A flipped
+    assert np.array_equal(slices.to_input_axes(slices.slices), volume)
+
+
+def test_stand_in_network_on_oblique_lps_volume_writes_on_the_input_grid(tmp_path):
+    image, mask = _oblique_lps_phantom(tmp_path)
+    net = BrightIsClassOne()
+    job = SegmentationJob(
+        SlicePredictor(net, ["bright"], device="cpu", batch_size=4, progress=False), NoPrompts("stand-in"),
+        {"image": str(image), "mask": str(mask), "legend": {"1": "bright"}, "id": "toy"}, tmp_path / "out", progress=False,
+    )
+    (row,) = job.run()
+    written, source = nib.load(tmp_path / "out" / "toy" / "seg.nii.gz"), nib.load(image)
+    assert written.shape == source.shape and np.allclose(written.affine, source.affine, atol=1e-5)
+    assert row["class"] == "bright" and row["dice"] > 0.9
+    assert net.seen == source.shape[2]  # every slice ran once
+
+
+def test_skip_outside_body_runs_only_slices_with_tissue(tmp_path):
+    image, _ = _oblique_lps_phantom(tmp_path)
+    img = nib.load(image)
+    data = np.asarray(img.dataobj).copy()
+    data[..., :6] = -1000.0  # six slices of air
+    net = BrightIsClassOne()
+    predictor = SlicePredictor(net, ["bright"], device="cpu", skip_outside_body=True, progress=False)
+    from bundles.io.readers import read_image
+
+    nib.save(nib.Nifti1Image(data, img.affine), tmp_path / "air.nii.gz")
+    volume, grid = read_image(tmp_path / "air.nii.gz")
+    masks, names = predictor(volume, grid, None, None)
+    assert net.seen == data.shape[2] - 6 and not masks[0][..., :6].any() and masks[0].any()
+
+
+def test_scale_ct_is_samed_window():
+    assert torch.allclose(scale_ct(torch.tensor([-1000.0, -125.0, 75.0, 275.0, 3000.0])), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    torch.manual_seed(0)
+    net = tiny_samed(num_classes=2, depth=2, global_attn_indexes=(1,))
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.save(net.state_dict(), models / "model.pt")
+    return models
+
+
+def _bundle(*args: str, cwd: Path = BUNDLE) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", f"['configs/inference.json','{TINY}']", *args],
+        cwd=cwd, capture_output=True, text=True,
+    )
+
+
+def test_bundle_inference_on_a_2d_image_and_a_volume(tmp_path, tiny_model_dir):
+    image, _ = _oblique_lps_phantom(tmp_path)
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(image).dataobj)[..., 10], np.eye(4)), tmp_path / "slice.nii.gz")
+    cases = {"cases": [{"image": str(image), "id": "vol"}, {"image": str(tmp_path / "slice.nii.gz"), "id": "slice"}]}
+    done = _bundle("--input_dict", json.dumps(cases), "--output_dir", str(tmp_path / "out"), "--model_dir", str(tiny_model_dir), "--progress", "False")
+    assert done.returncode == 0, done.stderr[-2000:]
+    vol = nib.load(tmp_path / "out" / "vol" / "seg.nii.gz")
+    assert vol.shape == nib.load(image).shape and np.allclose(vol.affine, nib.load(image).affine, atol=1e-5)
+    assert nib.load(tmp_path / "out" / "slice" / "seg.nii.gz").shape[:2] == (48, 40)
+    legend = json.loads((tmp_path / "out" / "vol" / "legend.json").read_text())
+    assert legend["labels"] == {"1": "bright", "2": "dark"}
+
+
+def test_bundle_refuses_prompts_and_4d_images_in_one_line(tmp_path, tiny_model_dir):
+    image, _ = _oblique_lps_phantom(tmp_path)
+    done = _bundle("--input_dict", json.dumps({"image": str(image), "prompts": ["liver"]}), "--output_dir", str(tmp_path / "a"),
+                   "--model_dir", str(tiny_model_dir))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "SAMed takes no prompts" in done.stderr and "toy.nii.gz" in done.stderr
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 3), np.float32), np.eye(4)), tmp_path / "four_d.nii.gz")
+    done = _bundle("--input_dict", json.dumps({"image": str(tmp_path / "four_d.nii.gz")}), "--output_dir", str(tmp_path / "b"),
+                   "--model_dir", str(tiny_model_dir))
+    assert done.returncode != 0 and "Traceback" not in done.stderr and "four_d.nii.gz" in done.stderr
+    assert "frame" in done.stderr
