@@ -7,7 +7,8 @@ parses arguments as Python literals), so the check runs through the Python API. 
 ``outputs.pred.num_channels = 1`` (one channel per query), so exactly one query is passed. The tiny
 overlay (tests/data/tiny_sat.json) keeps the network small; the check does not load weights.
 SAM-Med3D's check (the full-size network, clicks as ``extra_forward_args``) is the documented command of
-``sam_med3d/docs/README.md``, run by ``test_documented_commands.py``.
+``sam_med3d/docs/README.md``, run by ``test_documented_commands.py``. SAMed's full-size ``network_def`` takes
+the image alone and runs here as it is.
 """
 
 from __future__ import annotations
@@ -52,3 +53,9 @@ def test_verify_net_in_out_counts_one_channel_per_query():
     with pytest.raises(ValueError, match="output channel number `2` doesn't match: `1`"):
         _verify("sat_nano", n=2, extra_forward_args={"queries": torch.rand(1, 2, 768)})
 
+
+
+def test_samed_full_size_network_def_passes_verify_net_in_out():
+    """SAMed's contract: ``network_def`` is ViT-B at 512 with 8 classes; (1, 3, 512, 512) -> (1, 9, 512, 512)."""
+    verify_net_in_out(net_id="network_def", meta_file=str(ROOT / "samed_lora" / "configs" / "metadata.json"),
+                      config_file=str(ROOT / "samed_lora" / "configs" / "inference.json"), device="cpu")

@@ -28,7 +28,7 @@ from torch import nn
 
 from bundles.precision import autocast, resolve_device
 
-__all__ = ["LossTrainer", "warmup_cosine", "is_rank0", "total_steps"]
+__all__ = ["LossTrainer", "warmup_cosine", "warmup_poly", "is_rank0", "total_steps"]
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
@@ -40,6 +40,19 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
             return (step + 1) / max(warmup_steps, 1)
         progress = min(1.0, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
         return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def warmup_poly(warmup_steps: int, decay_steps: int, power: float = 0.9):
+    """LR factor for ``LambdaLR``: linear warm-up ``(step + 1) / warmup_steps``, then polynomial decay
+    ``(1 - (step - warmup_steps) / decay_steps) ** power`` (SAMed ``trainer.py``: 250 warm-up steps, power 0.9,
+    ``decay_steps`` = 200 epochs of steps while training stops after 160, so the rate never reaches 0)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(warmup_steps, 1)
+        return max(0.0, 1.0 - (step - warmup_steps) / max(decay_steps, 1)) ** power
 
     return factor
 

@@ -1,0 +1,116 @@
+"""Training slices for SAMed: random axial slices of labelled CT volumes with SAMed's augmentation.
+
+Data is the case list every bundle trains from (``.jsonl`` of ``{'image', 'mask', 'legend', 'modality'}``):
+``legend`` maps the label map's values to names, and ``class_names`` (the bundle's) maps names to output
+channels 1..K, so any label map trains any class order; values whose name is not a class are background.
+Volumes are cut into axial slices on their own grid (:class:`~bundles.inferers.axial_slices.AxialSlices`),
+scaled with SAMed's HU window and kept in memory.
+
+Each sample (SAMed ``datasets/dataset_synapse.py`` ``RandomGenerator``): a slice drawn uniformly from all
+slices (SAMed trains on every slice of its volumes), then with probability 0.5 a random rot90 (k in 0..3)
+and a flip along a random axis, otherwise with probability 0.5 a rotation by an integer angle in [-20, 20)
+degrees (nearest-neighbour for image and label, same shape); the image resized to the network input
+(bilinear), the label to the input and to the decoder's low-res grid (nearest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from bundles.errors import BundleInputError, ConfigurationError
+from bundles.inferers.axial_slices import AxialSlices
+from bundles.io.cases import parse_cases
+from bundles.io.readers import read_image
+from bundles.io.resample import resample_to_grid
+from bundles.networks.samed.samed import LOW_RES_FACTOR
+from bundles.samed.preprocessing import scale_ct, to_network_input
+
+__all__ = ["SliceSampler", "collate_slices", "ROTATION_DEGREES"]
+
+#: Range of the small rotations (SAMed ``random_rotate``: ``np.random.randint(-20, 20)``).
+ROTATION_DEGREES = (-20, 20)
+
+
+class SliceSampler:
+    """Endless samples ``{'image': (3, S, S) in [0, 1], 'label': (1, S, S), 'low_res_label': (1, S/4, S/4)}``.
+
+    Args:
+        data: case list (``.jsonl``/``.json``) or an ``input_dict`` with ``cases``.
+        img_size: the network input side S.
+        class_names: output channels 1..K by name.
+        augment: SAMed's rotations and flips (off for a plain stream).
+        seed, rank: the random stream (``seed + rank`` under distributed training).
+
+    Raises:
+        BundleInputError: a case without mask or legend, or no slice with any class anywhere.
+        ConfigurationError: ``class_names`` empty or repeated.
+    """
+
+    def __init__(
+        self, data: str | PathLike | dict, img_size: int, class_names: Sequence[str], augment: bool = True, seed: int = 0, rank: int = 0
+    ) -> None:
+        if not class_names or len(set(class_names)) != len(class_names):
+            raise ConfigurationError(f"class_names must list distinct names, got {list(class_names)}")
+        self.img_size = img_size
+        self.augment = augment
+        self.rng = np.random.default_rng(seed + rank)
+        channel = {name: k for k, name in enumerate(class_names, start=1)}
+        self.images: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+        cases = parse_cases(data if isinstance(data, dict) else {"cases": str(data)})
+        for case in cases:
+            if case.mask is None or not case.legend:
+                raise BundleInputError(case.image, "a training case needs 'mask' (label map) and 'legend' (value -> name)")
+            image, grid = read_image(case.image)
+            raw, raw_grid = read_image(case.mask)
+            values = resample_to_grid(raw, raw_grid.affine, grid, mode="nearest")[0].round().to(torch.int64)
+            label = torch.zeros_like(values)
+            for value, name in case.legend.items():
+                if name in channel:
+                    label[values == int(value)] = channel[name]
+            self.images.append(AxialSlices(scale_ct(image.as_tensor()), grid.affine).slices[0])
+            self.labels.append(AxialSlices(label[None].float(), grid.affine).slices[0].round().to(torch.int64))
+        if not any(bool(label.any()) for label in self.labels):
+            raise BundleInputError(cases[0].image if cases else str(data), f"no voxel of any class {list(class_names)} in the masks; nothing to train on")
+        self.slices = [(c, s) for c, image in enumerate(self.images) for s in range(image.shape[-1])]
+
+    def __iter__(self) -> SliceSampler:
+        return self
+
+    def _augment(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.rng.random() > 0.5:
+            k = int(self.rng.integers(4))
+            image, label = np.rot90(image, k), np.rot90(label, k)
+            axis = int(self.rng.integers(2))
+            image, label = np.flip(image, axis), np.flip(label, axis)
+        elif self.rng.random() > 0.5:
+            angle = int(self.rng.integers(*ROTATION_DEGREES))
+            image = ndimage.rotate(image, angle, order=0, reshape=False)
+            label = ndimage.rotate(label, angle, order=0, reshape=False)
+        return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        case, s = self.slices[int(self.rng.integers(len(self.slices)))]
+        image, label = self.images[case][..., s].numpy(), self.labels[case][..., s].numpy()
+        if self.augment:
+            image, label = self._augment(image, label)
+        size, low = self.img_size, self.img_size // LOW_RES_FACTOR
+        image_t = to_network_input(torch.from_numpy(image.copy()).float()[None, None], size)[0]
+        label_t = torch.from_numpy(label.copy()).float()[None, None]
+        return {
+            "image": image_t.contiguous(),
+            "label": F.interpolate(label_t, size=(size, size), mode="nearest")[0].long(),
+            "low_res_label": F.interpolate(label_t, size=(low, low), mode="nearest")[0].long(),
+        }
+
+
+def collate_slices(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack samples to ``{'image': (B, 3, S, S), 'label': (B, 1, S, S), 'low_res_label': (B, 1, S/4, S/4)}``."""
+    return {key: torch.stack([s[key] for s in samples]) for key in ("image", "label", "low_res_label")}
