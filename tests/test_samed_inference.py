@@ -129,3 +129,27 @@ def test_bundle_refuses_prompts_and_4d_images_in_one_line(tmp_path, tiny_model_d
                    "--model_dir", str(tiny_model_dir))
     assert done.returncode != 0 and "Traceback" not in done.stderr and "four_d.nii.gz" in done.stderr
     assert "frame" in done.stderr
+
+
+def _disc(shape: tuple[int, int], pixel_mm: float, radius_mm: float = 60.0) -> torch.Tensor:
+    r, a = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * pixel_mm for n in shape], indexing="ij")
+    return torch.from_numpy((np.hypot(r, a) <= radius_mm).astype(np.float32))[None, None]
+
+
+def test_slice_frame_at_fixed_spacing_gives_anatomy_the_same_pixel_size_and_inverts():
+    from bundles.inferers.slice_frame import SliceFrame
+
+    frame = SliceFrame(64, "spacing", spacing_mm=4.0)
+    coarse = frame.to_network(_disc((80, 70), 3.0), (3.0, 3.0), mode="nearest")  # 240 x 210 mm, padded
+    fine = frame.to_network(_disc((512, 512), 0.8), (0.8, 0.8))  # 410 mm: cropped to the central 256 mm
+    assert coarse.shape == fine.shape == (1, 1, 64, 64)
+    area = np.pi * (60 / 4) ** 2
+    assert abs(float(coarse.sum()) - area) / area < 0.08 and abs(float((fine > 0.5).sum()) - area) / area < 0.08
+    back = frame.to_slices(torch.cat([1 - coarse, coarse], 1), (80, 70), (3.0, 3.0)).argmax(1)[0]
+    assert float((back.float() == _disc((80, 70), 3.0)[0, 0]).float().mean()) > 0.98
+    whole = SliceFrame(64).to_network(_disc((80, 70), 3.0), (3.0, 3.0))  # SAMed: the whole slice, stretched
+    assert whole.shape == (1, 1, 64, 64)
+    longest = SliceFrame(64, "longest_side").to_network(_disc((80, 40), 3.0), (3.0, 3.0), mode="nearest")
+    assert longest.shape == (1, 1, 64, 64) and not longest[..., 32:].any()  # aspect kept, padded at the end
+    back = SliceFrame(64, "longest_side").to_slices(torch.cat([1 - longest, longest], 1), (80, 40), (3.0, 3.0)).argmax(1)[0]
+    assert float((back.float() == _disc((80, 40), 3.0)[0, 0]).float().mean()) > 0.98

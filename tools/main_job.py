@@ -44,14 +44,15 @@ from tools.bundle_command import bundle_run
 from tools.clicks_job import run_clicks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = REPO_ROOT / "sat_nano"
 #: Liver Dice below which the CT job reports a broken pipeline (a floor that catches a broken pipeline).
 LIVER_DICE_FLOOR = 0.6
 
 
 @dataclass(frozen=True)
 class Job:
-    """One main job: train on ``train`` (reference masks of ``prompts``), segment and score ``test``."""
+    """One main job of ``bundle``: train on ``train`` (reference masks of ``prompts``), segment and score ``test``.
+    ``prompted``: the cases carry the prompts (SAT's text terms); a prompt-free model (SAMed) segments its
+    classes, which are ``prompts`` here, without being told."""
 
     train: tuple[str, ...]
     test: str
@@ -59,6 +60,9 @@ class Job:
     prompts: tuple[str, ...]
     window: tuple[float, float] | None
     liver_floor: float | None
+    bundle: str = "sat_nano"
+    prompted: bool = True
+    official: str = "official SAT-Nano weights"
 
 
 #: CT: liver, spleen, kidneys, stomach and aorta, plus those in view on B that a tiny model learns in minutes; the kidneys
@@ -70,13 +74,18 @@ JOBS = {
     "mr": Job(("mr_abdomen_small",), "mr_abdomen_small", "patient_c",
               ("liver", "spleen", "left kidney", "right kidney", "stomach", "aorta", "pancreas", "inferior vena cava", "gallbladder"),
               None, None),
+    # SAMed's eight Synapse organs in the official label order (samed_lora/configs/inference.json class_names)
+    "samed": Job(("ct_abdomen_pelvis",), "ct_dicom_series", "patient_b",
+                 ("aorta", "gallbladder", "left kidney", "right kidney", "liver", "pancreas", "spleen", "stomach"),
+                 DEFAULT_CT_WINDOW, LIVER_DICE_FLOOR, bundle="samed_lora", prompted=False, official="official SAMed weights"),
 }
 
 
-def _case_line(case: ExampleCase, case_id: str, prompts: tuple[str, ...]) -> dict:
+def _case_line(case: ExampleCase, case_id: str, prompts: tuple[str, ...], prompted: bool = True) -> dict:
     legend = {value: term for value, term in case.legend.items() if term in prompts}
-    return {"id": case_id, "image": str(case.image), "mask": str(case.reference), "legend": legend,
-            "modality": case.modality, "dataset": case.key, "prompts": list(prompts)}
+    line = {"id": case_id, "image": str(case.image), "mask": str(case.reference), "legend": legend,
+            "modality": case.modality, "dataset": case.key}
+    return {**line, "prompts": list(prompts)} if prompted else line
 
 
 def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = None, seed: int = 0, device: str = "auto",
@@ -84,8 +93,9 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
     """Run a main job end to end and print its Dice table.
 
     Args:
-        job: "ct" (SAT: train on patient A, test on patient B's DICOM series), "mr" (SAT on patient C) or
-            "clicks" (SAM-Med3D: train on patient A, 1..5 simulated clicks on patient B's liver and spleen).
+        job: "ct" (SAT: train on patient A, test on patient B's DICOM series), "mr" (SAT on patient C),
+            "clicks" (SAM-Med3D: train on patient A, 1..5 simulated clicks on patient B's liver and spleen) or
+            "samed" (SAMed, prompt-free: train on patient A, segment patient B's eight Synapse organs).
         output_dir: where data lists, model, segmentations, report and figure go (default demo_output/<job>).
         max_steps: training steps of the demo model (default: configs/demo.json).
         seed: random seed of the demo training (network initialisation, crop sampling, augmentation); the same
@@ -103,18 +113,19 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         run_clicks(out, max_steps, seed, device, official_model_dir)
         return
     spec = JOBS[job]
+    bundle = REPO_ROOT / spec.bundle
     test_case = EXAMPLES[spec.test]
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     train_list, test_list = data / "train.jsonl", data / "test.jsonl"
-    lists = {train_list: [_case_line(EXAMPLES[key], key, spec.prompts) for key in spec.train],
-             test_list: [_case_line(test_case, spec.test_id, spec.prompts)]}
+    lists = {train_list: [_case_line(EXAMPLES[key], key, spec.prompts, spec.prompted) for key in spec.train],
+             test_list: [_case_line(test_case, spec.test_id, spec.prompts, spec.prompted)]}
     for path, lines in lists.items():
         text = "".join(json.dumps(line) + "\n" for line in lines)
         atomic_write(path, lambda tmp, text=text: tmp.write_text(text))
 
     timings: dict[str, float] = {}
-    common = {"bundle_root": str(BUNDLE), "device": device}
+    common = {"bundle_root": str(bundle), "device": device}
     if official_model_dir is None:
         # one training folder per seed and code version: a rerun reuses (or resumes) exactly its own run
         run_dir = out / "train" / f"seed{int(seed)}-{code_version().replace('+', '-')}"
@@ -125,15 +136,15 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
         overrides["seed"] = int(seed)
         if max_steps is not None:
             overrides["max_steps"] = int(max_steps)
-        timings["train_s"] = bundle_run(BUNDLE, ["configs/train.json", "configs/demo.json"], overrides)
+        timings["train_s"] = bundle_run(bundle, ["configs/train.json", "configs/demo.json"], overrides)
         infer_configs = ["configs/inference.json", "configs/demo.json"]
         weights = f"demo model trained here on {' + '.join(spec.train)}"
     else:
         model_dir = Path(official_model_dir).resolve()
         infer_configs = ["configs/inference.json"]
-        weights = "official SAT-Nano weights"
+        weights = spec.official
     results = out / "segmentation"
-    timings["inference_s"] = bundle_run(BUNDLE, 
+    timings["inference_s"] = bundle_run(bundle,
         infer_configs, {**common, "model_dir": str(model_dir), "input_dict": {"cases": str(test_list)}, "output_dir": str(results)}
     )
 

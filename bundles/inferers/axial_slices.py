@@ -38,6 +38,7 @@ class AxialSlices:
 
     Attributes:
         slices: (C, R, A, S) float tensor, the volume in the closest RAS orientation.
+        spacing: voxel size along R, A, S in mm (column norms of the affine).
     """
 
     def __init__(self, volume: torch.Tensor | np.ndarray, affine: torch.Tensor | np.ndarray):
@@ -48,6 +49,13 @@ class AxialSlices:
         else:
             self._ornt = io_orientation(np.asarray(affine, dtype=np.float64))
         self.slices = torch.from_numpy(np.ascontiguousarray(np.stack([apply_orientation(c, self._ornt) for c in array])))
+        spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+        self.spacing = tuple(float(spacing[int(np.flatnonzero(self._ornt[:, 0] == axis)[0])]) for axis in range(3))
+
+    @property
+    def pixel_mm(self) -> tuple[float, float]:
+        """Pixel size of a slice along R and A, in mm."""
+        return self.spacing[0], self.spacing[1]
 
     @property
     def count(self) -> int:

@@ -10,11 +10,12 @@ from monai.data import MetaTensor
 
 from bundles.errors import ConfigurationError
 from bundles.inferers.axial_slices import AxialSlices
+from bundles.inferers.slice_frame import SliceFrame
 from bundles.io.cases import Case
 from bundles.io.grid import ImageGrid
 from bundles.networks.samed import SAMed
 from bundles.precision import autocast, channels_last, prepare_for_inference, resolve_device
-from bundles.samed.preprocessing import body_slices, scale_ct, to_network_input, to_slice_size
+from bundles.samed.preprocessing import body_slices, scale_ct
 
 __all__ = ["SlicePredictor"]
 
@@ -23,9 +24,10 @@ class SlicePredictor:
     """The :class:`bundles.engines.segmentation_job.Predictor` of SAMed.
 
     The CT is scaled (:func:`~bundles.samed.preprocessing.scale_ct`), cut into axial slices on its own grid
-    (:class:`~bundles.inferers.axial_slices.AxialSlices`), each slice resized to the network input, the
-    logits resized back to the slice and the class with the highest score taken (SAMed's softmax + argmax;
-    at 512 x 512 slices exactly the official test, which takes the argmax at 512 and zooms the labels).
+    (:class:`~bundles.inferers.axial_slices.AxialSlices`), each slice brought to the network input
+    (:class:`~bundles.inferers.slice_frame.SliceFrame`), the logits brought back to the slice and the class
+    with the highest score taken (SAMed's softmax + argmax; at 512 x 512 slices exactly the official test,
+    which takes the argmax at 512 and zooms the labels).
 
     Args:
         network: a :class:`~bundles.networks.samed.SAMed` with loaded weights.
@@ -35,6 +37,8 @@ class SlicePredictor:
         batch_size: slices per forward pass.
         skip_outside_body: slices with nothing above -125 HU are labelled background without running the
             network (off by default: the official loop runs every slice).
+        slice_spacing: ``None`` (SAMed: each slice resized to the input) or the pixel size in mm slices are
+            resampled to (models trained that way, e.g. the demo recipe).
         progress: progress bar over slice batches.
 
     Raises:
@@ -49,6 +53,7 @@ class SlicePredictor:
         amp: bool = False,
         batch_size: int = 8,
         skip_outside_body: bool = False,
+        slice_spacing: float | None = None,
         progress: bool = True,
     ):
         if len(class_names) != network.num_classes:
@@ -60,18 +65,20 @@ class SlicePredictor:
         self.batch_size = batch_size
         self.skip_outside_body = skip_outside_body
         self.progress = progress
+        self.frame = SliceFrame(network.img_size, "stretch" if slice_spacing is None else "spacing", slice_spacing)
 
-    def labels(self, slices: torch.Tensor) -> torch.Tensor:
-        """Scaled slices (B, 1, R, A) -> label maps (B, 1, R, A) (0 = background, k = class_names[k - 1])."""
-        x = channels_last(to_network_input(slices.to(self.device), self.network.img_size))
+    def labels(self, slices: torch.Tensor, pixel_mm: tuple[float, float]) -> torch.Tensor:
+        """Scaled slices (B, 1, R, A) with pixel size (mm) -> label maps (B, 1, R, A) (0 = background, k =
+        class_names[k - 1])."""
+        x = self.frame.to_network(slices.to(self.device), pixel_mm).expand(-1, 3, -1, -1)
         with autocast(self.device, self.amp):
-            logits = self.network(x)
-        return to_slice_size(logits.float(), tuple(slices.shape[-2:])).argmax(dim=1, keepdim=True)
+            logits = self.network(channels_last(x))
+        return self.frame.to_slices(logits.float(), tuple(slices.shape[-2:]), pixel_mm).argmax(dim=1, keepdim=True)
 
     @torch.inference_mode()
     def __call__(self, image: MetaTensor, grid: ImageGrid, case: Case, prompts: None) -> tuple[np.ndarray, list[str]]:
         """Masks (K, *grid.shape) bool on the input grid, one per class, and the class names."""
         volume = AxialSlices(scale_ct(image.as_tensor()), grid.affine)
         run = body_slices(volume.slices) if self.skip_outside_body else None
-        labels = volume.predict(lambda x, _: self.labels(x), 1, self.batch_size, run=run, fill=0.0, progress=self.progress)[0]
+        labels = volume.predict(lambda x, _: self.labels(x, volume.pixel_mm), 1, self.batch_size, run=run, progress=self.progress)[0]
         return np.stack([labels == k for k in range(1, len(self.class_names) + 1)]), list(self.class_names)

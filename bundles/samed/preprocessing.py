@@ -2,16 +2,17 @@
 
 Source: SAMed's data (TransUNet's Synapse preprocessing, hitachinsk/SAMed ``README`` and
 ``datasets/dataset_synapse.py``): HU clipped to [-125, 275], then (HU + 125) / 400; the one channel repeated
-to 3; no mean/std normalisation (SAMed's pixel mean 0, std 1). Slices are resized to the network input
-(SAMed trains on 224 x 224 slices upsampled to 512 and tests 512 slices at 512); outputs are resized back.
+to 3; no mean/std normalisation (SAMed's pixel mean 0, std 1). Slices meet the network's input through
+:class:`bundles.inferers.slice_frame.SliceFrame`: stretched to S x S as SAMed does (Synapse slices are 512 x
+512; SAMed trains on 224 x 224 slices upsampled to 512 and tests 512 at 512), or, for models trained here,
+resampled to fixed pixels.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-__all__ = ["HU_WINDOW", "scale_ct", "to_network_input", "to_slice_size", "body_slices"]
+__all__ = ["HU_WINDOW", "scale_ct", "body_slices"]
 
 #: HU window of SAMed / TransUNet preprocessing.
 HU_WINDOW = (-125.0, 275.0)
@@ -21,22 +22,6 @@ def scale_ct(hu: torch.Tensor) -> torch.Tensor:
     """HU (any shape) -> [0, 1]: clip to :data:`HU_WINDOW`, then (HU - low) / (high - low)."""
     low, high = HU_WINDOW
     return (hu.clamp(low, high) - low) / (high - low)
-
-
-def to_network_input(slices: torch.Tensor, size: int) -> torch.Tensor:
-    """Scaled slices (B, 1, R, A) -> (B, 3, size, size): bilinear resize (``align_corners=False``,
-    antialiased when shrinking), channel repeated 3 times."""
-    if tuple(slices.shape[-2:]) != (size, size):
-        shrink = min(slices.shape[-2:]) > size
-        slices = F.interpolate(slices, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
-    return slices.expand(-1, 3, -1, -1)
-
-
-def to_slice_size(logits: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Network outputs (B, K, size, size) -> (B, K, *shape), bilinear (``align_corners=False``)."""
-    if tuple(logits.shape[-2:]) == tuple(shape):
-        return logits
-    return F.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
 
 
 def body_slices(scaled: torch.Tensor) -> list[bool]:

@@ -9,8 +9,9 @@ scaled with SAMed's HU window and kept in memory.
 Each sample (SAMed ``datasets/dataset_synapse.py`` ``RandomGenerator``): a slice drawn uniformly from all
 slices (SAMed trains on every slice of its volumes), then with probability 0.5 a random rot90 (k in 0..3)
 and a flip along a random axis, otherwise with probability 0.5 a rotation by an integer angle in [-20, 20)
-degrees (nearest-neighbour for image and label, same shape); the image resized to the network input
-(bilinear), the label to the input and to the decoder's low-res grid (nearest).
+degrees (nearest-neighbour for image and label, same shape); the image brought to the network input as
+inference does (:class:`~bundles.inferers.slice_frame.SliceFrame`, bilinear), the label the same way
+(nearest) and to the decoder's low-res grid (nearest).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from scipy import ndimage
 
 from bundles.errors import BundleInputError, ConfigurationError
 from bundles.inferers.axial_slices import AxialSlices
+from bundles.inferers.slice_frame import SliceFrame
 from bundles.io.cases import parse_cases
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
-from bundles.networks.samed.samed import LOW_RES_FACTOR
-from bundles.samed.preprocessing import scale_ct, to_network_input
+from bundles.samed.preprocessing import scale_ct
 
 __all__ = ["SliceSampler", "collate_slices", "ROTATION_DEGREES"]
 
@@ -39,13 +40,16 @@ ROTATION_DEGREES = (-20, 20)
 
 
 class SliceSampler:
-    """Endless samples ``{'image': (3, S, S) in [0, 1], 'label': (1, S, S), 'low_res_label': (1, S/4, S/4)}``.
+    """Endless samples ``{'image': (3, S, S) in [0, 1], 'label': (1, S, S), 'low_res_label': (1, L, L)}``.
 
     Args:
         data: case list (``.jsonl``/``.json``) or an ``input_dict`` with ``cases``.
         img_size: the network input side S.
         class_names: output channels 1..K by name.
         augment: SAMed's rotations and flips (off for a plain stream).
+        slice_spacing: ``None`` (SAMed: slices resized to the input) or the pixel size in mm they are
+            resampled to (the same as the inference config's).
+        low_res_size: side of the decoder's logits the loss compares with (the network's ``low_res_size``).
         seed, rank: the random stream (``seed + rank`` under distributed training).
 
     Raises:
@@ -54,16 +58,27 @@ class SliceSampler:
     """
 
     def __init__(
-        self, data: str | PathLike | dict, img_size: int, class_names: Sequence[str], augment: bool = True, seed: int = 0, rank: int = 0
+        self,
+        data: str | PathLike | dict,
+        img_size: int,
+        class_names: Sequence[str],
+        augment: bool = True,
+        slice_spacing: float | None = None,
+        low_res_size: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
     ) -> None:
         if not class_names or len(set(class_names)) != len(class_names):
             raise ConfigurationError(f"class_names must list distinct names, got {list(class_names)}")
         self.img_size = img_size
+        self.frame = SliceFrame(img_size, "stretch" if slice_spacing is None else "spacing", slice_spacing)
+        self.low_res_size = low_res_size or img_size // 4
         self.augment = augment
         self.rng = np.random.default_rng(seed + rank)
         channel = {name: k for k, name in enumerate(class_names, start=1)}
         self.images: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
+        self.pixel_mm: list[tuple[float, float]] = []
         cases = parse_cases(data if isinstance(data, dict) else {"cases": str(data)})
         for case in cases:
             if case.mask is None or not case.legend:
@@ -75,7 +90,9 @@ class SliceSampler:
             for value, name in case.legend.items():
                 if name in channel:
                     label[values == int(value)] = channel[name]
-            self.images.append(AxialSlices(scale_ct(image.as_tensor()), grid.affine).slices[0])
+            slices = AxialSlices(scale_ct(image.as_tensor()), grid.affine)
+            self.images.append(slices.slices[0])
+            self.pixel_mm.append(slices.pixel_mm)
             self.labels.append(AxialSlices(label[None].float(), grid.affine).slices[0].round().to(torch.int64))
         if not any(bool(label.any()) for label in self.labels):
             raise BundleInputError(cases[0].image if cases else str(data), f"no voxel of any class {list(class_names)} in the masks; nothing to train on")
@@ -84,29 +101,33 @@ class SliceSampler:
     def __iter__(self) -> SliceSampler:
         return self
 
-    def _augment(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _augment(
+        self, image: np.ndarray, label: np.ndarray, pixel_mm: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         if self.rng.random() > 0.5:
             k = int(self.rng.integers(4))
             image, label = np.rot90(image, k), np.rot90(label, k)
+            pixel_mm = pixel_mm[::-1] if k % 2 else pixel_mm
             axis = int(self.rng.integers(2))
             image, label = np.flip(image, axis), np.flip(label, axis)
         elif self.rng.random() > 0.5:
             angle = int(self.rng.integers(*ROTATION_DEGREES))
             image = ndimage.rotate(image, angle, order=0, reshape=False)
             label = ndimage.rotate(label, angle, order=0, reshape=False)
-        return np.ascontiguousarray(image), np.ascontiguousarray(label)
+        return np.ascontiguousarray(image), np.ascontiguousarray(label), pixel_mm
 
     def __next__(self) -> dict[str, torch.Tensor]:
         case, s = self.slices[int(self.rng.integers(len(self.slices)))]
         image, label = self.images[case][..., s].numpy(), self.labels[case][..., s].numpy()
+        pixel_mm = self.pixel_mm[case]
         if self.augment:
-            image, label = self._augment(image, label)
-        size, low = self.img_size, self.img_size // LOW_RES_FACTOR
-        image_t = to_network_input(torch.from_numpy(image.copy()).float()[None, None], size)[0]
-        label_t = torch.from_numpy(label.copy()).float()[None, None]
+            image, label, pixel_mm = self._augment(image, label, pixel_mm)
+        low = self.low_res_size
+        image_t = self.frame.to_network(torch.from_numpy(image).float()[None, None], pixel_mm)[0]
+        label_t = self.frame.to_network(torch.from_numpy(label).float()[None, None], pixel_mm, mode="nearest")
         return {
-            "image": image_t.contiguous(),
-            "label": F.interpolate(label_t, size=(size, size), mode="nearest")[0].long(),
+            "image": image_t.expand(3, -1, -1).contiguous(),
+            "label": label_t[0].long(),
             "low_res_label": F.interpolate(label_t, size=(low, low), mode="nearest")[0].long(),
         }
 

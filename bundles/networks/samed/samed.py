@@ -44,7 +44,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vit_h": {**SAM_SHARED, **SAM_ENCODERS["vit_h"], **_SAMED},
 }
 
-#: The decoder's logits are 4x the token grid (two k2 s2 transposed convs): 128 for 512 input.
+#: The decoder's logits are 4x the token grid (two k2 s2 transposed convs): 128 for 512 input with 16-pixel patches.
 LOW_RES_FACTOR = 4
 
 
@@ -85,6 +85,7 @@ class SAMed(nn.Module):
                 f"and rank ({rank}) at least 1"
             )
         self.img_size = img_size
+        self.low_res_size = img_size // patch_size * LOW_RES_FACTOR
         self.num_classes = num_classes
         self.rank = rank
         encoder = ViTEncoder(
@@ -141,7 +142,7 @@ class SAMed(nn.Module):
             raise ConfigurationError(f"SAMed takes images (B, {', '.join(map(str, expected))}); got {tuple(image.shape)}")
 
     def low_res_logits(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, K + 1, S/4, S/4) logits."""
+        """(B, 3, S, S) -> (B, K + 1, L, L) logits, L = :attr:`low_res_size` (S/4 with 16-pixel patches)."""
         self._check(image)
         embedding = self.image_encoder(image)
         b = embedding.shape[0]
