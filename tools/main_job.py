@@ -39,6 +39,7 @@ from bundles.data.examples import EXAMPLES, ExampleCase, reference_masks
 from bundles.engines.run_identity import code_version
 from bundles.io.atomic import atomic_write, atomic_write_json
 from bundles.io.readers import read_image
+from bundles.sam_unet.sa_med2d import TRAIN_INDEX, write_sa_med2d
 from bundles.visualize.overlay import DEFAULT_CT_WINDOW, save_overlay_figure
 from tools.bundle_command import bundle_run
 from tools.clicks_job import run_clicks
@@ -46,6 +47,8 @@ from tools.clicks_job import run_clicks
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Liver Dice below which the CT job reports a broken pipeline (a floor that catches a broken pipeline).
 LIVER_DICE_FLOOR = 0.6
+#: The same for box-prompted SAM-UNet, which is told where each organ is.
+SAM_UNET_LIVER_DICE_FLOOR = 0.8
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Job:
     bundle: str = "sat_nano"
     prompted: bool = True
     official: str = "official SAT-Nano weights"
+    train_format: str = "cases"  # "sa_med2d": the training cases are written as an SA-Med2D folder first (SAM-UNet)
+    test_fields: tuple[tuple[str, object], ...] = ()  # extra fields of the test case (SAM-UNet: boxes from its mask)
 
 
 #: CT: liver, spleen, kidneys, stomach and aorta, plus those in view on B that a tiny model learns in minutes; the kidneys
@@ -78,6 +83,11 @@ JOBS = {
     "samed": Job(("ct_abdomen_pelvis",), "ct_dicom_series", "patient_b",
                  ("aorta", "gallbladder", "left kidney", "right kidney", "liver", "pancreas", "spleen", "stomach"),
                  DEFAULT_CT_WINDOW, LIVER_DICE_FLOOR, bundle="samed_lora", prompted=False, official="official SAMed weights"),
+    # SAM-UNet: boxes from the reference masks of B on every slice where an organ appears
+    "sam_unet": Job(("ct_abdomen_pelvis",), "ct_dicom_series", "patient_b",
+                    ("liver", "spleen", "left kidney", "right kidney", "stomach", "aorta", "pancreas", "gallbladder"),
+                    DEFAULT_CT_WINDOW, SAM_UNET_LIVER_DICE_FLOOR, bundle="sam_unet", prompted=False, official="SAM-UNet weights given",
+                    train_format="sa_med2d", test_fields=(("boxes_from_mask", True),)),
 }
 
 
@@ -95,14 +105,16 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
     Args:
         job: "ct" (SAT: train on patient A, test on patient B's DICOM series), "mr" (SAT on patient C),
             "clicks" (SAM-Med3D: train on patient A, 1..5 simulated clicks on patient B's liver and spleen) or
-            "samed" (SAMed, prompt-free: train on patient A, segment patient B's eight Synapse organs).
+            "samed" (SAMed, prompt-free: train on patient A, segment patient B's eight Synapse organs) or
+            "sam_unet" (SAM-UNet: train on patient A's slices, segment patient B with boxes from its reference masks).
         output_dir: where data lists, model, segmentations, report and figure go (default demo_output/<job>).
         max_steps: training steps of the demo model (default: configs/demo.json).
         seed: random seed of the demo training (network initialisation, crop sampling, augmentation); the same
             seed on the same machine and library versions gives the same weights and the same Dice.
         device: "auto" (CUDA when available), "cpu" or "cuda:0".
         official_model_dir: folder with converted official weights (SAT-Nano: model.pt, text_encoder.pt,
-            text_tower/; SAM-Med3D for --job clicks: model.pt): skip training and use them.
+            text_tower/; SAM-Med3D for --job clicks, SAMed for --job samed: model.pt; SAM-UNet, which has no
+            official weights: a model.pt trained elsewhere): skip training and use them.
 
     Writes ``<output_dir>/summary.json`` (weights, timings, Dice per prompt, paths).
     """
@@ -119,18 +131,24 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
     data.mkdir(parents=True, exist_ok=True)
     train_list, test_list = data / "train.jsonl", data / "test.jsonl"
     lists = {train_list: [_case_line(EXAMPLES[key], key, spec.prompts, spec.prompted) for key in spec.train],
-             test_list: [_case_line(test_case, spec.test_id, spec.prompts, spec.prompted)]}
+             test_list: [{**_case_line(test_case, spec.test_id, spec.prompts, spec.prompted), **dict(spec.test_fields)}]}
     for path, lines in lists.items():
         text = "".join(json.dumps(line) + "\n" for line in lines)
         atomic_write(path, lambda tmp, text=text: tmp.write_text(text))
 
     timings: dict[str, float] = {}
     common = {"bundle_root": str(bundle), "device": device}
+    train_data = train_list
+    if spec.train_format == "sa_med2d" and official_model_dir is None:
+        train_data = data / "sa_med2d"
+        if not (train_data / TRAIN_INDEX).is_file():
+            counts = write_sa_med2d(train_list, train_data)
+            print(f"training slices written as SA-Med2D: {counts['images']} images, {counts['masks']} masks in {train_data}")
     if official_model_dir is None:
         # one training folder per seed and code version: a rerun reuses (or resumes) exactly its own run
         run_dir = out / "train" / f"seed{int(seed)}-{code_version().replace('+', '-')}"
         model_dir = out / "model"  # the latest demo model, at a stable path the README's commands use
-        overrides = {**common, "train_data": str(train_list), "ckpt_dir": str(run_dir), "export_dir": str(model_dir),
+        overrides = {**common, "train_data": str(train_data), "ckpt_dir": str(run_dir), "export_dir": str(model_dir),
                      "reuse_finished": True,
                      "tracking_uri": f"sqlite:///{out / 'mlruns.db'}", "run_name": f"main-job-{job}-{time.strftime('%Y%m%d-%H%M%S')}"}
         overrides["seed"] = int(seed)

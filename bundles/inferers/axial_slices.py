@@ -44,6 +44,7 @@ class AxialSlices:
     def __init__(self, volume: torch.Tensor | np.ndarray, affine: torch.Tensor | np.ndarray):
         array = np.asarray(volume.detach().cpu() if isinstance(volume, torch.Tensor) else volume, dtype=np.float32)
         spatial = array.shape[1:]
+        self._input_shape = tuple(int(n) for n in spatial)
         if spatial[2] == 1:
             self._ornt = _IDENTITY.copy()  # a 2D image: its own axes
         else:
@@ -61,6 +62,15 @@ class AxialSlices:
     def count(self) -> int:
         """Number of axial slices (S)."""
         return self.slices.shape[-1]
+
+    def voxels_to_slices(self, voxels: np.ndarray) -> np.ndarray:
+        """Voxel indices (N, 3) of the input volume -> indices (N, 3) along (R, A, S) of :attr:`slices`."""
+        voxels = np.asarray(voxels, dtype=np.float64).reshape(-1, 3)
+        shape = self._input_shape
+        out = np.empty_like(voxels)
+        for axis, (target, flip) in enumerate(self._ornt.astype(int)):
+            out[:, target] = voxels[:, axis] if flip == 1 else shape[axis] - 1 - voxels[:, axis]
+        return out
 
     def to_input_axes(self, ras: torch.Tensor | np.ndarray) -> np.ndarray:
         """(K, R, A, S) outputs -> (K, X, Y, Z) on the input's voxel axes (exact: flips and permutations)."""

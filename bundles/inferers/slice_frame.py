@@ -82,6 +82,18 @@ class SliceFrame:
             slices = F.pad(slices, self._pads(shape))
         return slices
 
+    def to_network_coords(self, xy: torch.Tensor, slice_shape: Sequence[int], pixel_mm: Sequence[float]) -> torch.Tensor:
+        """Prompt coordinates (..., 2) as SAM's (x, y) in slice pixels (x along the last axis) -> the same
+        points at the network's input (scaled like the image, SAM's ``apply_coords``, plus any centring pad)."""
+        h, w = slice_shape
+        new_h, new_w = self._resampled_shape(slice_shape, pixel_mm)
+        scale = torch.tensor([new_w / w, new_h / h], dtype=xy.dtype, device=xy.device)
+        out = xy * scale
+        if (new_h, new_w) != (self.size, self.size):
+            pads = self._pads((new_h, new_w))  # [w before, w after, h before, h after]
+            out = out + torch.tensor([pads[0], pads[2]], dtype=xy.dtype, device=xy.device)
+        return out
+
     def to_slices(self, outputs: torch.Tensor, slice_shape: Sequence[int], pixel_mm: Sequence[float]) -> torch.Tensor:
         """Network outputs (B, K, S, S) -> (B, K, *slice_shape): padding removed (cropped parts become 0 in
         every channel, which argmax reads as background), resized bilinearly (``align_corners=False``)."""

@@ -16,17 +16,7 @@ from torch import nn
 
 from bundles.networks.samed import SAMed
 
-__all__ = ["LowResLossModule", "trainable_parameters"]
-
-
-def trainable_parameters(network: SAMed, train_encoder: bool = False) -> list[nn.Parameter]:
-    """The parameters that train: SAMed's LoRA, prompt encoder and mask decoder (the encoder base stays frozen),
-    or with ``train_encoder`` the encoder's base weights too (not SAMed: for a model trained from scratch,
-    where there is no pretrained encoder to adapt)."""
-    if train_encoder:
-        for p in network.image_encoder.parameters():
-            p.requires_grad_(True)
-    return [p for p in network.parameters() if p.requires_grad]
+__all__ = ["LowResLossModule"]
 
 
 class LowResLossModule(nn.Module):

@@ -16,7 +16,7 @@ inference does (:class:`~bundles.inferers.slice_frame.SliceFrame`, bilinear), th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import Any
 
@@ -32,6 +32,7 @@ from bundles.io.cases import parse_cases
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
 from bundles.samed.preprocessing import scale_ct
+from bundles.transforms.reseed import reseed
 
 __all__ = ["SliceSampler", "collate_slices", "ROTATION_DEGREES"]
 
@@ -50,6 +51,12 @@ class SliceSampler:
         slice_spacing: ``None`` (SAMed: slices resized to the input) or the pixel size in mm they are
             resampled to (the same as the inference config's).
         low_res_size: side of the decoder's logits the loss compares with (the network's ``low_res_size``).
+        foreground_prob: probability of drawing among the slices that hold any class (``None``: uniform over
+            all slices, SAMed). Not official: with one training scan most slices hold little.
+        scale_jitter: with ``slice_spacing``, the pixel size is scaled by a factor uniform in
+            [1 - scale_jitter, 1 + scale_jitter] (a random zoom). Not official.
+        image_augmentation: callable on the scaled (1, H, W) slice (MONAI array transforms), reseeded from
+            this sampler's generator before every sample. Not official.
         seed, rank: the random stream (``seed + rank`` under distributed training).
 
     Raises:
@@ -65,6 +72,9 @@ class SliceSampler:
         augment: bool = True,
         slice_spacing: float | None = None,
         low_res_size: int | None = None,
+        foreground_prob: float | None = None,
+        scale_jitter: float = 0.0,
+        image_augmentation: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
         rank: int = 0,
     ) -> None:
@@ -73,6 +83,9 @@ class SliceSampler:
         self.img_size = img_size
         self.frame = SliceFrame(img_size, "stretch" if slice_spacing is None else "spacing", slice_spacing)
         self.low_res_size = low_res_size or img_size // 4
+        self.foreground_prob = foreground_prob
+        self.scale_jitter = scale_jitter
+        self.image_augmentation = image_augmentation
         self.augment = augment
         self.rng = np.random.default_rng(seed + rank)
         channel = {name: k for k, name in enumerate(class_names, start=1)}
@@ -97,6 +110,7 @@ class SliceSampler:
         if not any(bool(label.any()) for label in self.labels):
             raise BundleInputError(cases[0].image if cases else str(data), f"no voxel of any class {list(class_names)} in the masks; nothing to train on")
         self.slices = [(c, s) for c, image in enumerate(self.images) for s in range(image.shape[-1])]
+        self.foreground = [(c, s) for c, s in self.slices if bool(self.labels[c][..., s].any())]
 
     def __iter__(self) -> SliceSampler:
         return self
@@ -117,11 +131,20 @@ class SliceSampler:
         return np.ascontiguousarray(image), np.ascontiguousarray(label), pixel_mm
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        case, s = self.slices[int(self.rng.integers(len(self.slices)))]
+        pool = self.slices
+        if self.foreground_prob is not None:
+            pool = self.foreground if self.rng.random() < self.foreground_prob else self.slices
+        case, s = pool[int(self.rng.integers(len(pool)))]
         image, label = self.images[case][..., s].numpy(), self.labels[case][..., s].numpy()
         pixel_mm = self.pixel_mm[case]
         if self.augment:
             image, label, pixel_mm = self._augment(image, label, pixel_mm)
+        if self.scale_jitter:
+            zoom = float(self.rng.uniform(1 - self.scale_jitter, 1 + self.scale_jitter))
+            pixel_mm = (pixel_mm[0] * zoom, pixel_mm[1] * zoom)
+        reseed((self.image_augmentation,), self.rng)
+        if self.image_augmentation is not None:
+            image = np.asarray(self.image_augmentation(torch.from_numpy(image.copy())[None]), dtype=np.float32)[0]
         low = self.low_res_size
         image_t = self.frame.to_network(torch.from_numpy(image).float()[None, None], pixel_mm)[0]
         label_t = self.frame.to_network(torch.from_numpy(label).float()[None, None], pixel_mm, mode="nearest")
