@@ -20,7 +20,7 @@ from bundles.errors import ConfigurationError
 __all__ = ["BUNDLES", "bundle_dir", "inference_configs", "run_inference", "parse_inference"]
 
 #: The bundle folders this package drives (beside the package in the repository).
-BUNDLES = ("sat_nano", "sat_pro", "sam_med3d", "samed_lora")
+BUNDLES = ("sat_nano", "sat_pro", "sam_med3d", "samed_lora", "sam_unet")
 
 
 def bundle_dir(bundle: str) -> Path:

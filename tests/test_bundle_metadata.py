@@ -27,14 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "bundles" / "data" / "meta_schema_20240725.json"
 #: md5 of the shipped schema, as given to ``verify_metadata --hash_val`` in the bundle READMEs.
 SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
-BUNDLES = ["sat_nano", "sat_pro", "sam_med3d", "samed_lora"]
+BUNDLES = ["sat_nano", "sat_pro", "sam_med3d", "samed_lora", "sam_unet"]
 #: metadata key -> distribution name (MONAI's mandatory version fields).
 CORE_VERSIONS = {"monai_version": "monai", "pytorch_version": "torch", "numpy_version": "numpy"}
 #: Packages the bundle code paths need, which every bundle must list in ``required_packages_version``.
 NEEDED = {"scikit-image", "nibabel", "itk-io", "pydicom", "highdicom", "mlflow", "tqdm", "matplotlib",
           "fire", "jsonschema", "pytorch-ignite", "medseg-bundles"}
 #: What a family needs beyond that (SAT's text encoders).
-FAMILY_NEEDS = {"sat_nano": {"transformers"}, "sat_pro": {"transformers"}}
+FAMILY_NEEDS = {"sat_nano": {"transformers"}, "sat_pro": {"transformers"}, "sam_unet": {"pillow"}}
 
 
 def _metadata(bundle: str) -> dict:

@@ -137,3 +137,12 @@ def test_evaluate_case_refuses_clashing_columns_and_names_the_class():
         evaluate_case({"liver": ROD[:, :, :5]}, {"liver": ROD}, SPACING, case_id="c")
     with pytest.raises(BundleInputError, match="no reference masks"):
         evaluate_case({"liver": ROD}, {}, SPACING, case_id="c")
+
+
+def test_iou_is_the_jaccard_index_of_each_mask():
+    pred, ref = np.zeros((4, 4, 4), bool), np.zeros((4, 4, 4), bool)
+    pred[0, 0, :4] = True
+    ref[0, 0, 2:] = True
+    ref[0, 1, :2] = True  # overlap 2 of a union of 6 voxels
+    (row,) = evaluate_case({"x": pred}, {"x": ref}, (1.0, 1.0, 1.0), case_id="c")
+    assert row["dice"] == pytest.approx(0.5) and row["iou"] == pytest.approx(2 / 6)

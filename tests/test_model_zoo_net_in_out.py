@@ -59,3 +59,11 @@ def test_samed_full_size_network_def_passes_verify_net_in_out():
     """SAMed's contract: ``network_def`` is ViT-B at 512 with 8 classes; (1, 3, 512, 512) -> (1, 9, 512, 512)."""
     verify_net_in_out(net_id="network_def", meta_file=str(ROOT / "samed_lora" / "configs" / "metadata.json"),
                       config_file=str(ROOT / "samed_lora" / "configs" / "inference.json"), device="cpu")
+
+
+def test_sam_unet_full_size_network_def_passes_verify_net_in_out_with_a_box():
+    """SAM-UNet's contract: (1, 3, 256, 256) and a box -> (1, 1, 256, 256) logits; the box comes through
+    ``extra_forward_args`` (a tensor cannot be written on the command line)."""
+    verify_net_in_out(net_id="network_def", meta_file=str(ROOT / "sam_unet" / "configs" / "metadata.json"),
+                      config_file=str(ROOT / "sam_unet" / "configs" / "inference.json"), device="cpu",
+                      extra_forward_args={"boxes": torch.tensor([[40.0, 50.0, 180.0, 200.0]])})

@@ -31,6 +31,7 @@ def _row(case: str, name: str, dice: float, dataset: str, hd95: float = 2.0) -> 
         "case": case,
         "class": name,
         "dice": dice,
+        "iou": dice / (2 - dice),
         "nsd": dice,
         "hd95": hd95,
         "pred_voxels": 10,
@@ -66,7 +67,7 @@ def test_write_report_files(tmp_path):
     ]  # nothing else: no temporary files left behind
 
     metrics = _read_csv(paths["metrics_csv"])
-    assert list(metrics[0])[:5] == ["case", "class", "dice", "nsd", "hd95"] and "dataset" in metrics[0]
+    assert list(metrics[0])[:6] == ["case", "class", "dice", "iou", "nsd", "hd95"] and "dataset" in metrics[0]
     assert [(m["case"], m["class"], float(m["dice"])) for m in metrics] == [
         (r["case"], r["class"], r["dice"]) for r in ROWS
     ]
@@ -171,7 +172,7 @@ def test_hd95_statistics_leave_out_conventional_values(tmp_path):
     assert [float(m["hd95"]) for m in metrics] == [4.0, 6.0, 700.0, 0.0, 700.0]  # per-row values unchanged
     markdown = paths["summary_md"].read_text(encoding="utf-8")
     assert HD95_SENTENCE in markdown
-    assert "| liver | 5 | 0.4800 ± 0.4261 | 0.5000 | 0.4800 ± 0.4261 | 5.00 ± 1.00 | 2 | 1 | 1 | 1 |" in markdown
+    assert "| liver | 5 | 0.4800 ± 0.4261 | 0.5000 | 0.4303 ± 0.4135 | 0.4800 ± 0.4261 | 5.00 ± 1.00 | 2 | 1 | 1 | 1 |" in markdown
 
 
 def test_summary_has_a_per_case_table(tmp_path):
@@ -229,7 +230,7 @@ def test_given_date_is_kept_and_nan_is_null_in_json(tmp_path):
     report = json.loads(paths["report_json"].read_text(encoding="utf-8"))  # strict JSON: no NaN tokens
     assert report["provenance"] == {"date": "2026-01-02T03:04:05+00:00"}
     assert report["summary"][0]["hd95_mean"] is None and report["summary"][0]["n_missed"] == 1
-    assert "| liver | 1 | 0.0000 ± 0.0000 | 0.0000 | 0.0000 ± 0.0000 | n/a | 0 | 0 | 1 | 0 |" in (
+    assert "| liver | 1 | 0.0000 ± 0.0000 | 0.0000 | 0.0000 ± 0.0000 | 0.0000 ± 0.0000 | n/a | 0 | 0 | 1 | 0 |" in (
         paths["summary_md"].read_text(encoding="utf-8")
     )
 

@@ -32,13 +32,13 @@ def vit_t(monkeypatch):
     return "vit_t"
 
 
-def official_sam(side: int = OFFICIAL_SIDE, num_multimask_outputs: int = 3, seed: int = 0) -> Sam:
+def official_sam(side: int = OFFICIAL_SIDE, num_multimask_outputs: int = 3, seed: int = 0, global_attn_indexes: tuple[int, ...] = (1, 3)) -> Sam:
     """segment-anything's own modules at tiny sizes, random weights (SAM's builder layout at ``side``)."""
     torch.manual_seed(seed)
     grid = side // TINY_SHARED["patch_size"]
     encoder = ImageEncoderViT(
         img_size=side, patch_size=16, embed_dim=32, depth=4, num_heads=2, out_chans=32, qkv_bias=True,
-        norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True, global_attn_indexes=(1, 3), window_size=2,
+        norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True, global_attn_indexes=global_attn_indexes, window_size=2,
     )
     prompt = PromptEncoder(embed_dim=32, image_embedding_size=(grid, grid), input_image_size=(side, side), mask_in_chans=16)
     decoder = MaskDecoder(

@@ -1,7 +1,7 @@
 """Evaluation report: per-case CSV, per-group summary (CSV, Markdown, JSON) and a per-class Dice bar chart.
 
 Input rows are the dicts of :func:`bundles.metrics.segmentation.evaluate_case` (``case``, ``class``,
-``dice``, ``nsd``, ``hd95`` in mm, the voxel counts ``pred_voxels`` / ``ref_voxels``, ``nsd_tolerance_mm``,
+``dice``, ``iou``, ``nsd``, ``hd95`` in mm, the voxel counts ``pred_voxels`` / ``ref_voxels``, ``nsd_tolerance_mm``,
 plus any extra columns). Under that module's empty-mask convention every metric is a finite number; rows
 with a missing or non-finite metric, or without voxel counts, are refused rather than silently dropped.
 
@@ -57,7 +57,7 @@ __all__ = [
     "write_report",
 ]
 
-METRICS = ("dice", "nsd", "hd95")
+METRICS = ("dice", "iou", "nsd", "hd95")
 """Metric columns summarised (``hd95`` in mm)."""
 
 ROW_KINDS = ("real", "absent", "missed", "false_positive")
@@ -281,14 +281,14 @@ def _group_tables(summary: Sequence[Mapping[str, object]]) -> list[str]:
             "",
             heading,
             "",
-            f"| {column} | n | Dice mean ± std | Dice median | NSD mean ± std | HD95 mean ± std (mm) | HD95 n "
+            f"| {column} | n | Dice mean ± std | Dice median | IoU mean ± std | NSD mean ± std | HD95 mean ± std (mm) | HD95 n "
             "| absent | missed | false positive |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in (s for s in summary if s["group_by"] == column):
             lines.append(
                 f"| {_md(s['group'])} | {s['n']} | {s['dice_mean']:.4f} ± {s['dice_std']:.4f} | {s['dice_median']:.4f} "
-                f"| {s['nsd_mean']:.4f} ± {s['nsd_std']:.4f} | {_hd95_text(s)} | {s['hd95_n']} | {s['n_absent']} "
+                f"| {s['iou_mean']:.4f} ± {s['iou_std']:.4f} | {s['nsd_mean']:.4f} ± {s['nsd_std']:.4f} | {_hd95_text(s)} | {s['hd95_n']} | {s['n_absent']} "
                 f"| {s['n_missed']} | {s['n_false_positive']} |"
             )
     return lines

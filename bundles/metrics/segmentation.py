@@ -49,7 +49,7 @@ __all__ = [
 DEFAULT_TOLERANCE_MM = 1.0
 """NSD tolerance of the SAT paper's evaluation (SAT repository, ``evaluate/SurfaceDice.py``)."""
 
-METRIC_COLUMNS = ("case", "class", "dice", "nsd", "hd95", "pred_voxels", "ref_voxels", "nsd_tolerance_mm")
+METRIC_COLUMNS = ("case", "class", "dice", "iou", "nsd", "hd95", "pred_voxels", "ref_voxels", "nsd_tolerance_mm")
 """Columns of every row :func:`evaluate_case` returns, in order; extra columns follow them."""
 
 Mask = np.ndarray | torch.Tensor
@@ -211,7 +211,8 @@ def evaluate_case(
             row = {
                 "case": case_id,
                 "class": name,
-                "dice": dice(pred_t, ref_t),
+                "dice": (value := dice(pred_t, ref_t)),
+                "iou": value / (2.0 - value),  # Jaccard from Dice, exact per mask (SAM-UNet reports both)
                 "nsd": normalized_surface_dice(pred_t, ref_t, spacing, tolerance_mm),
                 "hd95": hausdorff95(pred_t, ref_t, spacing),
                 "pred_voxels": int(pred_t.sum()),
