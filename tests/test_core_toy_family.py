@@ -153,7 +153,10 @@ def _imports(path: Path) -> set[str]:
 FAMILIES = {
     "sat": ("bundles/sat/", "bundles/networks/sat/"),
     "sam_med3d": ("bundles/sam_med3d/", "bundles/networks/sam_med3d/"),
-    "sam": ("bundles/networks/sam/", "bundles/networks/sam_med3d/", "bundles/sam_med3d/"),
+    "samed": ("bundles/samed/", "bundles/networks/samed/"),
+    "sam_unet": ("bundles/sam_unet/", "bundles/networks/sam_unet/"),
+    "sam": ("bundles/networks/sam/", "bundles/networks/sam_med3d/", "bundles/sam_med3d/", "bundles/networks/samed/", "bundles/samed/",
+            "bundles/networks/sam_unet/", "bundles/sam_unet/"),
 }
 
 

@@ -30,11 +30,16 @@ import nibabel as nib
 import pytest
 
 from bundles.data.phantom import make_ct_phantom
+from bundles.sam_unet.sa_med2d import write_sa_med2d
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "sat_nano/docs/README.md", "sat_pro/docs/README.md", "sam_med3d/docs/README.md"]
+DOCS = ["README.md", "sat_nano/docs/README.md", "sat_pro/docs/README.md", "sam_med3d/docs/README.md", "samed_lora/docs/README.md",
+        "sam_unet/docs/README.md"]
 TINY = str(REPO / "tests" / "data" / "tiny_sat.json")
 TINY_SAM_MED3D = str(REPO / "tests" / "data" / "tiny_sam_med3d.json")
+#: The tiny overlay of each bundle other than SAT's (the folder a command runs in, or its configs' folder).
+TINY_BY_BUNDLE = {"sam_med3d": TINY_SAM_MED3D, "samed_lora": str(REPO / "tests/data/tiny_samed.json"),
+                  "sam_unet": str(REPO / "tests/data/tiny_sam_unet.json")}
 RUNNABLE = ("python -m monai.bundle", "medseg ", "torchrun ", "python -m tools.", "python -c ")
 NOT_RUN_HERE = ("python -m tools.main_job", "python -m pip", "bash .ci/run", "mlflow ")
 SKIP_MARK = "<!-- needs: official weights -->"
@@ -105,7 +110,22 @@ def demo_output(tiny_sat_model, tmp_path_factory) -> Path:
     _tiny_clicks_model(root / "clicks", data / "train.jsonl")
     (root / "clicks" / "data").mkdir()
     shutil.copy(data / "test.jsonl", root / "clicks" / "data" / "test.jsonl")
+    for job in ("samed", "sam_unet"):
+        shutil.copytree(data, root / job / "data")
+    _tiny_model("samed_lora", root / "samed", root / "samed" / "data" / "train.jsonl")
+    write_sa_med2d(root / "sam_unet" / "data" / "train.jsonl", root / "sam_unet" / "data" / "sa_med2d")
+    _tiny_model("sam_unet", root / "sam_unet", root / "sam_unet" / "data" / "sa_med2d")
     return root
+
+
+def _tiny_model(bundle: str, folder: Path, train_data: Path) -> None:
+    """What ``python -m tools.main_job --job samed`` / ``sam_unet`` leaves in ``demo_output/<job>/model``, tiny: 2 steps."""
+    from monai.bundle import run
+
+    configs = REPO / bundle / "configs"
+    overlays = [TINY_BY_BUNDLE[bundle], str(REPO / "tests" / "data" / f"{Path(TINY_BY_BUNDLE[bundle]).stem}_train.json")]
+    run(config_file=[str(configs / "train.json"), str(configs / "demo.json"), *overlays], bundle_root=str(REPO / bundle),
+        train_data=str(train_data), ckpt_dir=str(folder / "train"), export_dir=str(folder / "model"), use_mlflow=False, max_steps=2)
 
 
 def _tiny_clicks_model(folder: Path, train_list: Path) -> None:
@@ -121,7 +141,8 @@ def _tiny_clicks_model(folder: Path, train_list: Path) -> None:
 
 def _tiny(command: str, demo_output: Path, tmp: Path, cwd: str = ".") -> str:
     command = re.sub(r"(\.\./)?demo_output/", f"{demo_output}/", command)
-    tiny = TINY_SAM_MED3D if (cwd.startswith("sam_med3d") or "sam_med3d/configs" in command) else TINY
+    bundle = next((b for b in TINY_BY_BUNDLE if cwd.startswith(b) or f"{b}/configs" in command), None)
+    tiny = TINY_BY_BUNDLE[bundle] if bundle else TINY
     command = re.sub(r"\[([^\]]*/demo\.json[^\]]*)\]", lambda m: f"[{m.group(1)},'{tiny}']", command)
     if "monai.bundle run" in command:
         training = "train.json" in command

@@ -114,7 +114,7 @@ def test_bundle_inference_on_a_2d_image_and_a_volume(tmp_path, tiny_model_dir):
     assert vol.shape == nib.load(image).shape and np.allclose(vol.affine, nib.load(image).affine, atol=1e-5)
     assert nib.load(tmp_path / "out" / "slice" / "seg.nii.gz").shape[:2] == (48, 40)
     legend = json.loads((tmp_path / "out" / "vol" / "legend.json").read_text())
-    assert legend["labels"] == {"1": "bright", "2": "dark"}
+    assert legend["labels"] == {"1": "liver", "2": "spleen"}  # class_names of tests/data/tiny_samed.json
 
 
 def test_bundle_refuses_prompts_and_4d_images_in_one_line(tmp_path, tiny_model_dir):

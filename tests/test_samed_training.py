@@ -26,7 +26,7 @@ CONFIGS = [str(BUNDLE / "configs/train.json"), str(REPO / "tests/data/tiny_samed
 def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("samed_train")
     image, mask = _oblique_lps_phantom(root)
-    line = {"image": str(image), "mask": str(mask), "legend": {"1": "bright"}, "modality": "ct"}
+    line = {"image": str(image), "mask": str(mask), "legend": {"1": "liver"}, "modality": "ct"}
     (root / "train.jsonl").write_text(json.dumps(line) + "\n")
     return root / "train.jsonl"
 
@@ -50,7 +50,7 @@ def test_two_steps_then_resume_equal_three_uninterrupted_steps(data, tmp_path):
 
 
 def test_slices_map_label_names_to_channels_and_augment(data):
-    sampler = SliceSampler({"cases": str(data)}, img_size=32, class_names=["dark", "bright"], seed=3)
+    sampler = SliceSampler({"cases": str(data)}, img_size=32, class_names=["spleen", "liver"], seed=3)
     labels, images = set(), []
     for _ in range(30):
         sample = next(sampler)
@@ -58,17 +58,17 @@ def test_slices_map_label_names_to_channels_and_augment(data):
         assert sample["low_res_label"].shape == (1, 8, 8)
         labels |= set(sample["label"].unique().tolist())
         images.append(sample["image"])
-    assert labels == {0, 2}  # 'bright' is channel 2 of class_names; 'dark' is not in the mask
+    assert labels == {0, 2}  # 'liver' is channel 2 of class_names; 'spleen' is not in the mask
     assert 0.0 <= float(torch.stack(images).min()) and float(torch.stack(images).max()) <= 1.0
-    plain = SliceSampler({"cases": str(data)}, img_size=32, class_names=["bright"], augment=False, seed=3)
+    plain = SliceSampler({"cases": str(data)}, img_size=32, class_names=["liver"], augment=False, seed=3)
     first = next(plain)
     bright = first["image"][0] > 0.9
     assert float((bright == (first["label"][0] == 1)).float().mean()) > 0.97  # unaugmented: label and image agree
 
 
 def test_no_class_in_any_mask_is_refused(data):
-    with pytest.raises(BundleInputError, match=r"no voxel of any class \['liver'\]"):
-        SliceSampler({"cases": str(data)}, img_size=32, class_names=["liver"])
+    with pytest.raises(BundleInputError, match=r"no voxel of any class \['aorta'\]"):
+        SliceSampler({"cases": str(data)}, img_size=32, class_names=["aorta"])
 
 
 def test_warmup_then_poly_decay():

@@ -1,0 +1,137 @@
+"""CPU benchmark of SAMed (ViT-B at 512) on a volume and of SAM-UNet (ResNet-34, 256) per slice.
+
+    python -m tools.benchmark_samed run [--slices 100] [--official_slices 6] [--output benchmark_samed.json]
+
+Full-size networks with random weights (speed does not depend on the values) on a synthetic CT volume of
+``slices`` axial 512 x 512 slices (a body-shaped phantom with air above and below it: the first and last
+fifth of the slices hold only air). Each measurement runs in a fresh subprocess, so its peak RSS
+(``ru_maxrss``, building the network included) is its own:
+
+- ``samed_official_loop``: SAMed's ``test_single_volume`` as written: one slice at a time in float32, each
+  slice zoomed 512 -> 224 -> 512 (bicubic, scipy), the forward, softmax + argmax; timed on
+  ``official_slices`` slices and scaled to the volume;
+- ``samed_bundle`` / ``_bf16`` / ``_bf16_skip``: the bundle's predictor on the whole volume (batches of 8
+  slices; float32, bfloat16 autocast, and bf16 skipping the air-only slices, ``skip_outside_body``);
+- ``sam_unet_slice``: SAM-UNet ``res34`` per slice (encoder + one box), batch 8, float32.
+
+Prints a Markdown table and writes the rows as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fire
+import numpy as np
+import torch
+
+from bundles.io.atomic import atomic_write_json
+
+MODES = ("samed_official_loop", "samed_bundle", "samed_bundle_bf16", "samed_bundle_bf16_skip", "sam_unet_slice")
+
+
+def _volume(slices: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (512, 512, slices) HU volume: an elliptic body of soft tissue with a brighter 'liver', air around it;
+    the first and last fifth of the slices are air only."""
+    r, a = np.meshgrid(np.linspace(-1, 1, 512), np.linspace(-1, 1, 512), indexing="ij")
+    body = (r / 0.8) ** 2 + (a / 0.6) ** 2 <= 1
+    organ = ((r + 0.3) / 0.3) ** 2 + (a / 0.3) ** 2 <= 1
+    plane = np.where(organ, 120.0, np.where(body, 40.0, -1000.0)).astype(np.float32)
+    volume = np.repeat(plane[..., None], slices, axis=2)
+    air = slices // 5
+    volume[..., :air] = -1000.0
+    volume[..., slices - air :] = -1000.0
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    return volume, affine
+
+
+def _measure(mode: str, slices: int, official_slices: int) -> dict:
+    torch.manual_seed(0)
+    start_all = time.perf_counter()
+    if mode == "sam_unet_slice":
+        from bundles.networks.sam_unet import SAMUNet
+
+        net = SAMUNet.res34().eval()
+        x = torch.randn(8, 3, 256, 256)
+        boxes = torch.tensor([[40.0, 50.0, 180.0, 200.0]] * 8)
+        with torch.inference_mode():
+            net(x[:1], boxes=boxes[:1])  # warm-up
+            start = time.perf_counter()
+            net(x, boxes=boxes)
+            seconds = time.perf_counter() - start
+        return {"mode": mode, "per_slice_s": seconds / 8, "slices": 8}
+
+    from bundles.networks.samed import SAMed
+
+    net = SAMed.vit_b().eval()
+    volume, affine = _volume(slices)
+    if mode == "samed_official_loop":
+        from scipy.ndimage import zoom
+
+        from bundles.samed.preprocessing import scale_ct
+
+        scaled = scale_ct(torch.from_numpy(volume)).numpy()
+        start = time.perf_counter()
+        with torch.no_grad():
+            for s in range(official_slices):
+                x = zoom(zoom(scaled[..., s], 224 / 512, order=3), 512 / 224, order=3)
+                inp = torch.from_numpy(x).float()[None, None].repeat(1, 3, 1, 1)
+                torch.softmax(net(inp), dim=1).argmax(dim=1)
+        per_slice = (time.perf_counter() - start) / official_slices
+        return {"mode": mode, "per_slice_s": per_slice, "volume_s": per_slice * slices, "slices": official_slices,
+                "note": f"timed on {official_slices} slices, scaled to {slices}"}
+
+    from monai.data import MetaTensor
+
+    from bundles.io.grid import ImageGrid
+    from bundles.samed.predictor import SlicePredictor
+
+    predictor = SlicePredictor(net, ["organ"] * 8, device="cpu", amp=mode != "samed_bundle", batch_size=8,
+                               skip_outside_body=mode.endswith("_skip"), progress=False)
+    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
+    grid = ImageGrid(volume.shape, affine, "synthetic")
+    start = time.perf_counter()
+    predictor(image, grid, None, None)
+    seconds = time.perf_counter() - start
+    return {"mode": mode, "per_slice_s": seconds / slices, "volume_s": seconds, "slices": slices,
+            "setup_s": round(start - start_all, 1)}
+
+
+def one(mode: str, slices: int = 100, official_slices: int = 6) -> None:
+    """Run one measurement in this process and print it as JSON (what ``run`` calls per mode)."""
+    row = _measure(mode, slices, official_slices)
+    row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(json.dumps(row))
+
+
+def run(slices: int = 100, official_slices: int = 6, modes: tuple[str, ...] = MODES, output: str = "benchmark_samed.json") -> list[dict]:
+    """Every mode in its own subprocess; prints a Markdown table and writes the rows to ``output``.
+
+    Args:
+        slices: axial slices of the synthetic volume (512 x 512 each).
+        official_slices: slices the official one-at-a-time loop is timed on (then scaled to ``slices``).
+        modes: which measurements (see the module doc).
+        output: JSON file for the rows.
+    """
+    rows = []
+    for mode in modes:
+        done = subprocess.run([sys.executable, "-m", "tools.benchmark_samed", "one", mode, f"--slices={slices}",
+                               f"--official_slices={official_slices}"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        if done.returncode != 0:
+            raise SystemExit(f"error: benchmark mode {mode} failed: {done.stderr.strip().splitlines()[-1]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    atomic_write_json(output, rows)
+    print("| mode | s per slice | s per volume | peak RSS GB |\n|---|---:|---:|---:|")
+    for row in rows:
+        volume = f"{row['volume_s']:.0f}" if "volume_s" in row else "-"
+        print(f"| {row['mode']} | {row['per_slice_s']:.2f} | {volume} | {row['peak_rss_gb']:.2f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    fire.Fire({"run": run, "one": one})
