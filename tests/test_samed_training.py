@@ -75,3 +75,16 @@ def test_warmup_then_poly_decay():
     factor = warmup_poly(4, 100, 0.9)
     assert [factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert factor(4) == 1.0 and np.isclose(factor(54), 0.5**0.9) and factor(500) == 0.0
+
+
+def test_python_api_segments_with_a_trained_models_own_configs(data, tmp_path):
+    """``bundles.samed.segment`` on a model trained here picks up the overlays its training.json records."""
+    import nibabel as nib
+
+    from bundles.samed import segment
+
+    _train(data, tmp_path / "run", max_steps=1)
+    image = json.loads(data.read_text())["image"]
+    folder = segment(image, tmp_path / "out", model_dir=tmp_path / "run" / "model", device="cpu")
+    assert nib.load(folder / "seg.nii.gz").shape == nib.load(image).shape
+    assert json.loads((folder / "legend.json").read_text())["labels"] == {"1": "liver", "2": "spleen"}
