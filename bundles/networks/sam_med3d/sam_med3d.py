@@ -30,6 +30,7 @@ from bundles.networks.sam.prompt_encoder import PromptEncoder
 from bundles.networks.sam.two_way_transformer import TwoWayTransformer
 from bundles.networks.sam.vit_encoder import ViTEncoder
 from bundles.networks.sam_med3d.rel_pos_3d import add_sam_med3d_rel_pos
+from bundles.networks.variants import variant_settings
 
 __all__ = ["SAMMed3D", "VIT_B_ORI", "VARIANTS"]
 
@@ -107,9 +108,7 @@ class SAMMed3D(nn.Module):
         Raises:
             ConfigurationError: unknown variant.
         """
-        if variant not in VARIANTS:
-            raise ConfigurationError(f"unknown SAM-Med3D variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        return cls(**{**VARIANTS[variant], **overrides})
+        return cls(**variant_settings(VARIANTS, variant, overrides, "SAM-Med3D"))
 
     @property
     def low_res_size(self) -> int:

@@ -37,6 +37,7 @@ from bundles.networks.sam.vit_encoder import ViTEncoder
 from bundles.networks.sam_unet.adapters import Reshaper, upscaler
 from bundles.networks.sam_unet.cnn_branch import ResNetBranch
 from bundles.networks.sam_unet.med_decoder import MedMaskDecoder
+from bundles.networks.variants import variant_settings
 
 __all__ = ["SAMUNet", "VARIANTS"]
 
@@ -105,9 +106,7 @@ class SAMUNet(nn.Module):
         Raises:
             ConfigurationError: unknown variant.
         """
-        if variant not in VARIANTS:
-            raise ConfigurationError(f"unknown SAM-UNet variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        return cls(**{**VARIANTS[variant], **overrides})
+        return cls(**variant_settings(VARIANTS, variant, overrides, "SAM-UNet"))
 
     @classmethod
     def res34(cls, **overrides: Any) -> SAMUNet:

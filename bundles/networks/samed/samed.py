@@ -32,6 +32,7 @@ from bundles.networks.sam.prompt_encoder import PromptEncoder
 from bundles.networks.sam.two_way_transformer import TwoWayTransformer
 from bundles.networks.sam.variants import SAM_ENCODERS, SAM_SHARED
 from bundles.networks.sam.vit_encoder import ViTEncoder
+from bundles.networks.variants import variant_settings
 
 __all__ = ["SAMed", "VARIANTS", "LOW_RES_FACTOR"]
 
@@ -118,9 +119,7 @@ class SAMed(nn.Module):
         Raises:
             ConfigurationError: unknown variant.
         """
-        if variant not in VARIANTS:
-            raise ConfigurationError(f"unknown SAMed variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        return cls(**{**VARIANTS[variant], **overrides})
+        return cls(**variant_settings(VARIANTS, variant, overrides, "SAMed"))
 
     @classmethod
     def vit_b(cls, **overrides: Any) -> SAMed:

@@ -19,6 +19,7 @@ from bundles.networks.sat.conv_blocks import init_he
 from bundles.networks.sat.positional_encoding import PositionalEncoding3D
 from bundles.networks.sat.query_decoder import QueryDecoder
 from bundles.networks.sat.unet import PlainConvUNet
+from bundles.networks.variants import variant_settings
 
 __all__ = ["SAT", "NANO", "PRO", "VARIANTS"]
 
@@ -128,9 +129,7 @@ class SAT(nn.Module):
         Raises:
             ConfigurationError: unknown variant.
         """
-        if variant not in VARIANTS:
-            raise ConfigurationError(f"unknown SAT variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        return cls(roi_size, **{**VARIANTS[variant], **kwargs})
+        return cls(roi_size, **variant_settings(VARIANTS, variant, kwargs, "SAT"))
 
     def check_spatial_size(self, size: Sequence[int]) -> tuple[int, int, int]:
         """Return ``size`` as a tuple after checking it has 3 positive entries divisible by 32.
