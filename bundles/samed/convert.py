@@ -105,6 +105,8 @@ def convert_samed(
     layout = describe(lora_state, str(lora))
     if layout.variant != sam_variant:
         raise CheckpointError(f"{lora}: a SAMed LoRA for SAM {layout.variant}, but {sam_checkpoint} is SAM {sam_variant}")
+    if layout.variant not in VARIANTS:
+        raise CheckpointError(f"{lora}: a LoRA for SAM {layout.variant}; SAMed exists for {', '.join(VARIANTS)}")
     _expect(layout, lora, rank, num_classes)
     sam_md5 = check_base(sam_checkpoint, lora, layout.variant)
     spec = VARIANTS[layout.variant]
@@ -156,6 +158,8 @@ def export_lora(model: str | PathLike, sam_checkpoint: str | PathLike, output: s
     """
     state = read_state_dict(model)
     sam, variant = read_sam_checkpoint(sam_checkpoint)
+    if variant not in VARIANTS:
+        raise CheckpointError(f"{sam_checkpoint}: SAM {variant}; SAMed exists for {', '.join(VARIANTS)}")
     spec = VARIANTS[variant]
     base = rename_qkv(fit_to_input(sam, variant, img_size, spec["patch_size"]))
     encoder_keys = [k for k in base if k.startswith("image_encoder.")]
