@@ -61,11 +61,24 @@ def _settings(bundle: str, model_dir: str | PathLike | None, settings: Mapping[s
 
 
 def run_inference(bundle: str, model_dir: str | PathLike | None, **settings: Any) -> None:
-    """``python -m monai.bundle run`` of the bundle's inference configs with ``settings`` as config ids."""
+    """``python -m monai.bundle run`` of the bundle's inference configs with ``settings`` as config ids.
+
+    Raises:
+        BundleError: the project's own error (bad input, prompts, weights) that stopped the run, unwrapped from
+            the ``RuntimeError`` MONAI's config parser puts around it.
+    """
     from monai.bundle import run
 
+    from bundles.errors import find_bundle_error
+
     configs, resolved = _settings(bundle, model_dir, settings)
-    run(config_file=configs, **resolved)
+    try:
+        run(config_file=configs, **resolved)
+    except Exception as error:  # noqa: BLE001 - MONAI wraps our errors in RuntimeError: give callers the named one
+        named = find_bundle_error(error)
+        if named is None:
+            raise
+        raise named from error
 
 
 def parse_inference(bundle: str, model_dir: str | PathLike | None, **settings: Any):

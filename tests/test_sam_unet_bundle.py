@@ -55,6 +55,11 @@ def test_volumes_become_an_sa_med2d_folder_of_object_slices(phantom, sa_med2d):
     assert rgb[mask > 0, 0].mean() > 200 and rgb[mask == 0, 0].mean() < 140  # 1000 HU inside, 40 HU outside
     with pytest.raises(BundleInputError, match="no object covers more than 0.9"):
         write_sa_med2d(phantom[2], sa_med2d.parent / "none", min_fraction=0.9)
+    good = json.loads(phantom[2].read_text())
+    cases = [good, {**good, "mask": str(sa_med2d.parent / "missing_mask.nii.gz")}]
+    with pytest.raises(BundleInputError, match="missing_mask.nii.gz"):
+        write_sa_med2d({"cases": cases}, sa_med2d.parent / "partial")
+    assert not (sa_med2d.parent / "partial").exists()  # checked before the first case was written
 
 
 def test_samples_have_boxes_around_their_masks(sa_med2d):

@@ -88,3 +88,11 @@ def test_python_api_segments_with_a_trained_models_own_configs(data, tmp_path):
     folder = segment(image, tmp_path / "out", model_dir=tmp_path / "run" / "model", device="cpu")
     assert nib.load(folder / "seg.nii.gz").shape == nib.load(image).shape
     assert json.loads((folder / "legend.json").read_text())["labels"] == {"1": "liver", "2": "spleen"}
+
+
+def test_python_api_raises_the_named_error_not_monais_wrapper(tmp_path):
+    from bundles.errors import BundleInputError
+    from bundles.samed import segment
+
+    with pytest.raises(BundleInputError, match="nope.nii.gz"):
+        segment(tmp_path / "nope.nii.gz", tmp_path / "out", model_dir=tmp_path)

@@ -17,7 +17,7 @@ from bundles.errors import install_excepthook
 from bundles.sam_unet.sa_med2d import MIN_FRACTION, write_sa_med2d
 
 
-def convert(cases: str, output_dir: str, split: str = "train", min_fraction: float = MIN_FRACTION) -> None:
+def convert(cases: str, output_dir: str, split: str = "train", min_fraction: float = MIN_FRACTION, modality: str = "ct") -> None:
     """Volumes + label maps -> SA-Med2D layout.
 
     Args:
@@ -25,10 +25,11 @@ def convert(cases: str, output_dir: str, split: str = "train", min_fraction: flo
         output_dir: the dataset folder (created; an existing index of the same split is extended).
         split: "train" or "test".
         min_fraction: objects covering at most this fraction of a slice are left out (default 100 / 256²).
+        modality: of cases that give none: "ct" (soft-tissue window) or another (percentile scaling).
     """
     if split not in ("train", "test"):
         raise SystemExit(f"error: --split must be 'train' or 'test', got {split!r}")
-    counts = write_sa_med2d(cases, output_dir, split, min_fraction)
+    counts = write_sa_med2d(cases, output_dir, split, min_fraction, modality)
     print(f"wrote {counts['images']} images and {counts['masks']} masks to {output_dir} ({split})")
 
 

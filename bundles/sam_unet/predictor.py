@@ -42,15 +42,19 @@ class PromptedSlicePredictor:
         network: a :class:`SAMUNet` with loaded weights.
         device, amp: where and in which precision it runs.
         batch_size: slices per encoder pass.
+        modality: the modality of cases that give none ("ct": the soft-tissue window; anything else:
+            percentile scaling, see :func:`~bundles.sam_unet.preprocessing.to_uint8`).
         progress: progress bar over slice batches.
     """
 
-    def __init__(self, network: SAMUNet, device: str = "auto", amp: bool = False, batch_size: int = 8, progress: bool = True):
+    def __init__(self, network: SAMUNet, device: str = "auto", amp: bool = False, batch_size: int = 8, modality: str = "ct",
+                 progress: bool = True):
         self.device = resolve_device(device)
         self.network = prepare_for_inference(network, self.device)
         self.frame = SliceFrame(network.img_size, "longest_side")
         self.amp = amp
         self.batch_size = batch_size
+        self.modality = modality
         self.progress = progress
 
     def _prompts(self, slices: AxialSlices, grid: ImageGrid, case: Case, prompts: BoxPrompts) -> tuple[list[str], list[dict[int, SlicePrompt]]]:
@@ -110,7 +114,7 @@ class PromptedSlicePredictor:
     @torch.inference_mode()
     def __call__(self, image: MetaTensor, grid: ImageGrid, case: Case, prompts: BoxPrompts) -> tuple[np.ndarray, list[str]]:
         """Masks (K, *grid.shape) bool on the input grid, one per object, and the object names."""
-        slices = AxialSlices(to_uint8(image.as_tensor(), case.modality).float(), grid.affine)
+        slices = AxialSlices(to_uint8(image.as_tensor(), case.modality or self.modality).float(), grid.affine)
         names, per_object = self._prompts(slices, grid, case, prompts)
         rgb = slices.slices.expand(3, -1, -1, -1)
         wanted = sorted({s for by_slice in per_object for s in by_slice})

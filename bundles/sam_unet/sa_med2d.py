@@ -33,6 +33,7 @@ from bundles.io.atomic import atomic_write, atomic_write_json
 from bundles.io.cases import parse_cases
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
+from bundles.io.validation import check_exists
 from bundles.sam_unet.preprocessing import to_uint8
 
 __all__ = ["TRAIN_INDEX", "TEST_INDEX", "MIN_FRACTION", "write_sa_med2d", "read_index", "read_png", "mask_class"]
@@ -60,7 +61,7 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 
 def write_sa_med2d(data: str | PathLike | Mapping[str, Any], output_dir: str | PathLike, split: str = "train",
-                   min_fraction: float = MIN_FRACTION) -> dict[str, int]:
+                   min_fraction: float = MIN_FRACTION, modality: str = "ct") -> dict[str, int]:
     """Volumes + label maps (a case list with ``image``, ``mask``, ``legend``, ``modality``) -> SA-Med2D layout.
 
     Args:
@@ -68,6 +69,7 @@ def write_sa_med2d(data: str | PathLike | Mapping[str, Any], output_dir: str | P
         output_dir: the dataset folder (created; an existing index of the same split is merged).
         split: "train" (writes ``image2label_train.json``) or "test" (``label2image_test.json``).
         min_fraction: objects covering at most this fraction of a slice are left out.
+        modality: of cases that give none (as SAM-UNet's inference config: "ct").
 
     Returns:
         Counts: ``images``, ``masks``.
@@ -80,13 +82,17 @@ def write_sa_med2d(data: str | PathLike | Mapping[str, Any], output_dir: str | P
     index_path = out / (TRAIN_INDEX if split == "train" else TEST_INDEX)
     index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
     counts = {"images": 0, "masks": 0}
-    for case in parse_cases(input_dict):
+    cases = parse_cases(input_dict)
+    for case in cases:  # every file checked before anything is written
         if case.mask is None or not case.legend:
             raise BundleInputError(case.image, "converting to SA-Med2D needs 'mask' (label map) and 'legend' (value -> name)")
+        check_exists(case.image)
+        check_exists(case.mask)
+    for case in cases:
         image, grid = read_image(case.image)
         raw, raw_grid = read_image(case.mask)
         labels = resample_to_grid(raw, raw_grid.affine, grid, mode="nearest")[0].round().to(torch.int64)
-        pixels = to_uint8(image.as_tensor(), case.modality)
+        pixels = to_uint8(image.as_tensor(), case.modality or modality)
         slices = AxialSlices(pixels.float(), grid.affine).slices[0].round().to(torch.uint8).numpy()
         label_slices = AxialSlices(labels[None].float(), grid.affine).slices[0].round().to(torch.int64).numpy()
         for s in range(slices.shape[-1]):
