@@ -23,7 +23,7 @@ from typing import Any
 from bundles.errors import CheckpointError
 from bundles.io.atomic import atomic_write_json
 
-__all__ = ["RELEASE_RECORD", "file_sha256", "write_release_record", "check_release", "check_model_files"]
+__all__ = ["RELEASE_RECORD", "file_sha256", "file_digest", "write_release_record", "check_release", "check_model_files"]
 
 #: File name of the record inside a bundle's ``models`` folder.
 RELEASE_RECORD = "release.json"
@@ -37,10 +37,19 @@ def file_sha256(path: str | PathLike) -> str:
     Raises:
         CheckpointError: the file does not exist.
     """
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: str | PathLike, algorithm: str) -> str:
+    """Hex digest of a file's bytes with a ``hashlib`` algorithm ("sha256"; "md5" names the SAM releases).
+
+    Raises:
+        CheckpointError: the file does not exist.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with path.open("rb") as f:
         for block in iter(lambda: f.read(_CHUNK), b""):
             digest.update(block)

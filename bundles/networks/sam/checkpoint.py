@@ -8,15 +8,14 @@ Official files (``sam_vit_b_01ec64.pth`` etc.) are plain state dicts: ``image_en
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from os import PathLike
-from pathlib import Path
 
 import torch
 
 from bundles.checkpoints.loading import read_state_dict, strip_prefix
+from bundles.checkpoints.release import file_digest
 from bundles.errors import CheckpointError
 from bundles.networks.sam.resize import resize_encoder_state
 from bundles.networks.sam.variants import OFFICIAL_CHECKPOINT_MD5, SAM_ENCODERS
@@ -24,16 +23,11 @@ from bundles.networks.sam.variants import OFFICIAL_CHECKPOINT_MD5, SAM_ENCODERS
 __all__ = ["file_md5", "read_sam_checkpoint", "check_official_file", "fit_to_input", "rename_qkv"]
 
 _BLOCK = re.compile(r"^image_encoder\.blocks\.(\d+)\.")
-_CHUNK = 1 << 20
 
 
 def file_md5(path: str | PathLike) -> str:
     """Hex md5 of a file (the checksum the SAM releases are named by)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def read_sam_checkpoint(path: str | PathLike) -> tuple[dict[str, torch.Tensor], str]:
