@@ -8,6 +8,8 @@ runs with the network settings it was trained with.
 
 from __future__ import annotations
 
+import difflib
+import sys
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -53,17 +55,35 @@ def inference_configs(bundle: str, model_dir: str | PathLike | None) -> list[str
     return configs
 
 
-def _settings(bundle: str, model_dir: str | PathLike | None, settings: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+def _parsed(bundle: str, model_dir: str | PathLike | None, settings: Mapping[str, Any]):
+    """The bundle's inference configs parsed with ``settings`` as config ids, after checking that each one is an
+    id the configs define (a misspelt option would otherwise be added silently and change nothing).
+
+    Raises:
+        ConfigurationError: a setting that is no config id, with the closest ids.
+    """
+    from monai.bundle import ConfigParser
+
     resolved = {"bundle_root": str(bundle_dir(bundle)), **settings}
     if model_dir is not None:
         resolved["model_dir"] = str(Path(model_dir).resolve())
-    return inference_configs(bundle, resolved.get("model_dir")), resolved
+    configs = inference_configs(bundle, resolved.get("model_dir"))
+    parser = ConfigParser()
+    parser.read_config(configs)
+    for key in settings:
+        if key not in parser:
+            close = difflib.get_close_matches(key, [k for k in parser.config if isinstance(k, str)], n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigurationError(f"{configs[0]}: {key!r} is not an option of the {bundle} bundle{hint}")
+    parser.update(resolved)
+    return configs, resolved, parser
 
 
 def run_inference(bundle: str, model_dir: str | PathLike | None, **settings: Any) -> None:
     """``python -m monai.bundle run`` of the bundle's inference configs with ``settings`` as config ids.
 
     Raises:
+        ConfigurationError: a setting that is no config id of the bundle.
         BundleError: the project's own error (bad input, prompts, weights) that stopped the run, unwrapped from
             the ``RuntimeError`` MONAI's config parser puts around it.
     """
@@ -71,7 +91,8 @@ def run_inference(bundle: str, model_dir: str | PathLike | None, **settings: Any
 
     from bundles.errors import find_bundle_error
 
-    configs, resolved = _settings(bundle, model_dir, settings)
+    configs, resolved, _ = _parsed(bundle, model_dir, settings)
+    hook = sys.excepthook  # the configs install the command line's one-line error printer; a library call keeps the caller's
     try:
         run(config_file=configs, **resolved)
     except Exception as error:  # noqa: BLE001 - MONAI wraps our errors in RuntimeError: give callers the named one
@@ -79,15 +100,15 @@ def run_inference(bundle: str, model_dir: str | PathLike | None, **settings: Any
         if named is None:
             raise
         raise named from error
+    finally:
+        sys.excepthook = hook
 
 
 def parse_inference(bundle: str, model_dir: str | PathLike | None, **settings: Any):
     """The bundle's inference configs parsed (``monai.bundle.ConfigParser``) with ``settings`` as config ids,
-    for a caller that takes single components (the predictor, the prompt check) instead of running the job."""
-    from monai.bundle import ConfigParser
+    for a caller that takes single components (the predictor, the prompt check) instead of running the job.
 
-    configs, resolved = _settings(bundle, model_dir, settings)
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.update(resolved)
-    return parser
+    Raises:
+        ConfigurationError: a setting that is no config id of the bundle.
+    """
+    return _parsed(bundle, model_dir, settings)[2]

@@ -116,8 +116,9 @@ class BoxPromptCheck:
             except (OSError, json.JSONDecodeError) as e:
                 raise PromptError(f"{path}: cannot read the prompts file ({e})") from e
         if not isinstance(raws, list) or not raws:
+            given = f" (it got 'prompts': {case.prompts!r}, which SAM-UNet does not read)" if case.prompts is not None else ""
             raise PromptError(
-                f"{case.image}: SAM-UNet needs prompts: 'objects': [{{'name', 'box': [i0, j0, k0, i1, j1, k1]}}, ...] "
+                f"{case.image}: SAM-UNet needs prompts{given}: 'objects': [{{'name', 'box': [i0, j0, k0, i1, j1, k1]}}, ...] "
                 "(or a JSON file of that list), or 'boxes_from_mask': true with the case's mask and legend"
             )
         _, grid = read_image(case.image, frame=case.frame, allow_2d=True)
