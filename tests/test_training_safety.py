@@ -140,6 +140,15 @@ def test_loading_a_model_with_the_wrong_config_names_the_config_that_trained_it(
     assert len(message) < 700
 
 
+def test_loading_another_familys_model_names_the_bundle_it_belongs_to(trained):
+    from bundles.checkpoints.loading import load_weights
+    from tests.test_samed_network import tiny_samed
+
+    network = tiny_samed()
+    with pytest.raises(CheckpointError, match=r"it is a model of the sat_nano bundle \(.*training.json\), not of this one"):
+        load_weights(network, trained["model"] / "model.pt")
+
+
 def _losses(tracking_uri: str) -> list[float]:
     import mlflow
 
@@ -174,3 +183,19 @@ def test_monai_tracking_flag_logs_the_run_through_the_standard_trainer_ids(train
     client = mlflow.MlflowClient(tracking_uri=uri)
     (only,) = client.search_runs(client.get_experiment_by_name("tracked").experiment_id)
     assert [m.step for m in client.get_metric_history(only.info.run_id, "train_loss")] == [1, 2]
+
+
+@pytest.mark.parametrize("bundle, command", [("sat_nano", "tools.convert_sat"), ("sat_pro", "tools.convert_sat"),
+                                             ("sam_med3d", "tools.convert_sam_med3d"), ("samed_lora", "tools.convert_samed"),
+                                             ("sam_unet", "tools.init_sam_unet")])
+def test_training_from_missing_pretrained_weights_says_how_to_get_them_before_any_work(tmp_path, bundle, command):
+    import subprocess
+    import sys
+
+    folder = BUNDLE.parent / bundle
+    done = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json", "--load_pretrained", "True",
+                           "--model_dir", str(tmp_path / "nothing"), "--train_data", str(tmp_path / "none.jsonl"),
+                           "--ckpt_dir", str(tmp_path / "run")], cwd=folder, capture_output=True, text=True)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"missing model files: {tmp_path / 'nothing' / 'model.pt'}" in done.stderr and command in done.stderr, done.stderr[-800:]
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").rglob("*.pt"))

@@ -138,7 +138,7 @@ def load_weights(module: torch.nn.Module, path: str | PathLike) -> torch.nn.Modu
     try:
         load_state_dict_strict(module, state, source=str(path))
     except CheckpointError as error:
-        hint = _trained_with(Path(path))
+        hint = _trained_with(Path(path), module)
         if hint is None:
             raise
         expected = module.state_dict()
@@ -151,13 +151,27 @@ def load_weights(module: torch.nn.Module, path: str | PathLike) -> torch.nn.Modu
     return module
 
 
-def _trained_with(path: Path) -> str | None:
-    """What the model card beside a trained model says about the configs that built it, as a hint."""
+def _network_family(dotted: str) -> str | None:
+    """``sat`` for ``bundles.networks.sat.SAT.nano`` or ``bundles.networks.sat.sat``; None outside ``bundles.networks``."""
+    parts = dotted.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["bundles", "networks"] else None
+
+
+def _trained_with(path: Path, module: torch.nn.Module) -> str | None:
+    """What the model card beside a trained model says about the configs that built it, as a hint: another
+    family's model (a SAMed model given to SAM-UNet), or the overlay to add for the same family."""
     card = read_model_card(path.parent)
     files = (card or {}).get("config_files") or []
     if not files:
         return None
     where = path.parent / CARD_NAME
+    config = card.get("config") if isinstance(card.get("config"), dict) else {}
+    network = config.get("network_def") if isinstance(config.get("network_def"), dict) else {}
+    trained = _network_family(str(network.get("_target_", "")))
+    running = _network_family(type(module).__module__)
+    if trained and running and trained != running:
+        bundle = Path(str(config.get("bundle_root", ""))).name or trained
+        return f"it is a model of the {bundle} bundle ({where}), not of this one; give this bundle a model trained or converted for it"
     overlays = model_overlays(card)
     if not overlays:
         return f"it was trained with {', '.join(files)} (see {where}); use the same network settings"
