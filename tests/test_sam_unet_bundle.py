@@ -62,6 +62,16 @@ def test_volumes_become_an_sa_med2d_folder_of_object_slices(phantom, sa_med2d):
     assert not (sa_med2d.parent / "partial").exists()  # checked before the first case was written
 
 
+def test_training_data_that_is_no_sa_med2d_folder_is_named_with_how_to_make_one(tmp_path):
+    from bundles.errors import BundleInputError
+
+    (tmp_path / "cases.jsonl").write_text("{}\n")
+    for given, problem in [(tmp_path / "cases.jsonl", "is a file, not a folder"), (tmp_path / "gone", "not found"),
+                           (tmp_path, "image2label_train.json is missing")]:
+        with pytest.raises(BundleInputError, match=f"^{given}: .*{problem}.*tools.convert_to_sa_med2d"):
+            read_index(given)
+
+
 def test_samples_have_boxes_around_their_masks(sa_med2d):
     sampler = BoxPromptSampler(sa_med2d, img_size=64, masks_per_image=3, box_shift=0.0, seed=1)
     sample = next(sampler)

@@ -126,9 +126,13 @@ def read_index(folder: str | PathLike, split: str = "train") -> dict[str, Any]:
     Raises:
         BundleInputError: no index file, or it is not a JSON object.
     """
-    path = Path(folder) / (TRAIN_INDEX if split == "train" else TEST_INDEX)
+    folder = Path(folder)
+    path = folder / (TRAIN_INDEX if split == "train" else TEST_INDEX)
+    wanted = f"SAM-UNet reads an SA-Med2D folder ({path.name}, images/, masks/); make one from volumes with tools.convert_to_sa_med2d"
+    if not folder.is_dir():
+        raise BundleInputError(folder, f"{'is a file, not a folder' if folder.exists() else 'not found'}: {wanted}")
     if not path.is_file():
-        raise BundleInputError(path, f"not an SA-Med2D dataset folder: {path.name} is missing (convert volumes with tools.convert_to_sa_med2d)")
+        raise BundleInputError(folder, f"not an SA-Med2D dataset folder ({path.name} is missing): {wanted}")
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
