@@ -28,7 +28,7 @@ def convert(
     Args:
         sam_checkpoint: the SAM file the LoRA was trained on (sam_vit_b_01ec64.pth; SAMed_h: sam_vit_h_4b8939.pth).
         lora: the SAMed LoRA file (epoch_159.pth of SAMed, SAMed_s or SAMed_h, or one written by tools.export_samed).
-        output: where to write our state dict (a plain {key: tensor} dict, torch.save).
+        output: where to write our state dict (a plain {key: tensor} dict, torch.save; default samed_lora/models/model.pt, the bundle's weights, relative to where you run it).
         img_size: the network's input side (512 for every released SAMed).
         rank: the LoRA rank the network is built with (4 in every release); a file of another rank is refused.
         num_classes: foreground classes of the network (8: the Synapse organs); a file with another count is refused.
