@@ -45,12 +45,19 @@ class BrightIsClassOne(nn.Module):
         return torch.cat([-foreground, foreground], dim=1)
 
 
-def test_axial_slices_round_trip_is_exact_and_slices_are_axial():
-    affine = np.diag([-1.0, -1.0, 2.0, 1.0])[[2, 0, 1, 3]]  # voxel axes 0, 1, 2 run towards P, I, R
+def test_axial_slices_are_the_display_orientation_and_round_trip_exactly():
     volume = np.random.default_rng(0).normal(size=(2, 5, 6, 7)).astype(np.float32)
+    # a NIfTI stored as DICOM-converted CTs are (voxel axes towards L, P, S: Synapse's): SAMed transposes its
+    # (H, W, D) array to (D, W, H), so a slice is the transposed plane: rows anterior -> posterior, columns R -> L
+    lps = AxialSlices(volume, np.diag([-0.7, -0.7, 2.0, 1.0]))
+    assert np.array_equal(lps.slices[1, :, :, 3].numpy(), volume[1, :, :, 3].T)
+    assert lps.pixel_mm == pytest.approx((0.7, 0.7))
+    affine = np.diag([-1.0, -1.0, 2.0, 1.0])[[2, 0, 1, 3]]  # voxel axes 0, 1, 2 run towards P, I, R
     slices = AxialSlices(volume, affine)
-    assert slices.slices.shape == (2, 7, 5, 6)  # (C, R, A, S)
-    assert np.array_equal(slices.slices[1, :, :, 0].numpy(), volume[1, ::-1, -1, :].T)  # the most inferior slice, A flipped
+    assert slices.slices.shape == (2, 5, 7, 6)  # (C, P, L, S)
+    assert np.array_equal(slices.slices[1, :, :, 0].numpy(), volume[1, :, -1, ::-1])  # the most inferior slice, R -> L
+    assert slices.spacing == (1.0, 2.0, 1.0)  # voxel axis 2 (2 mm) runs along the columns
+    assert np.array_equal(slices.voxels_to_slices(np.array([[4, 5, 6]])), [[4, 0, 0]])
     assert np.array_equal(slices.to_input_axes(slices.slices), volume)
 
 

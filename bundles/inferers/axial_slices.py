@@ -1,13 +1,17 @@
 """2D models on volumes: run a slice model over the axial slices of a volume, outputs on the volume's own grid.
 
-The volume is reoriented to the closest RAS orientation by flips and axis permutations only
-(``nibabel.orientations.io_orientation``: no resampling, so the way back is exact), its slices along the
-S axis are passed to the model in batches, and the stacked outputs are oriented back onto the input's voxel
-axes. A one-slice volume (a 2D image read as ``(X, Y, 1)``) is one slice whatever its affine says.
+The volume is reoriented by flips and axis permutations only (``nibabel.orientations``: no resampling, so
+the way back is exact) to the closest orientation whose axial slices are the radiological display: rows
+from anterior to posterior, columns from the patient's right to left (axis codes P, L, S). That is how 2D
+models are trained: SAMed's Synapse slices (the NIfTI's (H, W, D) arrays transposed to (D, W, H), stored
+right-to-left and anterior-to-posterior) and SA-Med2D / MedSAM images (SimpleITK arrays of LPS volumes).
+Its slices along S are passed to the model in batches, and the stacked outputs are oriented back onto the
+input's voxel axes. A one-slice volume (a 2D image read as ``(X, Y, 1)``) is oriented the same way when
+its affine makes the third axis S; otherwise (a coronal 2D image, say) it is one slice on its own axes.
 
-The slice model sees (B, C, R, A) tensors: first axis towards the patient's right -> left (R), second
-posterior -> anterior (A); MONAI's ``SliceInferer`` works the same way on a fixed axis but cannot skip
-slices or tell the model which slices it gets, which box-prompted models need.
+The slice model sees (B, C, P, L) tensors: rows anterior -> posterior (P), columns right -> left (L);
+MONAI's ``SliceInferer`` works the same way on a fixed axis but cannot skip slices or tell the model which
+slices it gets, which box-prompted models need.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 from tqdm.auto import tqdm
 
 from bundles.progress import show_progress
 
 __all__ = ["SliceModel", "AxialSlices"]
 
-#: ``(slices (B, C, R, A), their indices along S) -> outputs (B, K, R, A)``.
 _IDENTITY = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
+#: Axis codes of the slices' array: rows towards posterior, columns towards the patient's left, then superior.
+DISPLAY_AXES = ("P", "L", "S")
+
+#: ``(slices (B, C, P, L), their indices along S) -> outputs (B, K, P, L)``.
 
 SliceModel = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
 
@@ -37,25 +44,27 @@ class AxialSlices:
         affine: its voxel -> RAS affine (4 x 4).
 
     Attributes:
-        slices: (C, R, A, S) float tensor, the volume in the closest RAS orientation.
-        spacing: voxel size along R, A, S in mm (column norms of the affine).
+        slices: (C, P, L, S) float tensor, the volume in the closest :data:`DISPLAY_AXES` orientation.
+        spacing: voxel size along P, L, S in mm (column norms of the affine).
     """
 
     def __init__(self, volume: torch.Tensor | np.ndarray, affine: torch.Tensor | np.ndarray):
         array = np.asarray(volume.detach().cpu() if isinstance(volume, torch.Tensor) else volume, dtype=np.float32)
         spatial = array.shape[1:]
         self._input_shape = tuple(int(n) for n in spatial)
-        if spatial[2] == 1:
-            self._ornt = _IDENTITY.copy()  # a 2D image: its own axes
+        own = io_orientation(np.asarray(affine, dtype=np.float64))
+        if spatial[2] == 1 and own[2, 0] != 2:
+            self._ornt = self._back = _IDENTITY.copy()  # a 2D image that is no axial slice: its own axes
         else:
-            self._ornt = io_orientation(np.asarray(affine, dtype=np.float64))
+            display = axcodes2ornt(DISPLAY_AXES)
+            self._ornt, self._back = ornt_transform(own, display), ornt_transform(display, own)
         self.slices = torch.from_numpy(np.ascontiguousarray(np.stack([apply_orientation(c, self._ornt) for c in array])))
         spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
         self.spacing = tuple(float(spacing[int(np.flatnonzero(self._ornt[:, 0] == axis)[0])]) for axis in range(3))
 
     @property
     def pixel_mm(self) -> tuple[float, float]:
-        """Pixel size of a slice along R and A, in mm."""
+        """Pixel size of a slice along its rows (P) and columns (L), in mm."""
         return self.spacing[0], self.spacing[1]
 
     @property
@@ -64,7 +73,7 @@ class AxialSlices:
         return self.slices.shape[-1]
 
     def voxels_to_slices(self, voxels: np.ndarray) -> np.ndarray:
-        """Voxel indices (N, 3) of the input volume -> indices (N, 3) along (R, A, S) of :attr:`slices`."""
+        """Voxel indices (N, 3) of the input volume -> indices (N, 3) along (P, L, S) of :attr:`slices`."""
         voxels = np.asarray(voxels, dtype=np.float64).reshape(-1, 3)
         shape = self._input_shape
         out = np.empty_like(voxels)
@@ -72,11 +81,10 @@ class AxialSlices:
             out[:, target] = voxels[:, axis] if flip == 1 else shape[axis] - 1 - voxels[:, axis]
         return out
 
-    def to_input_axes(self, ras: torch.Tensor | np.ndarray) -> np.ndarray:
-        """(K, R, A, S) outputs -> (K, X, Y, Z) on the input's voxel axes (exact: flips and permutations)."""
-        array = np.asarray(ras.detach().cpu() if isinstance(ras, torch.Tensor) else ras)
-        back = ornt_transform(_IDENTITY, self._ornt)
-        return np.ascontiguousarray(np.stack([apply_orientation(c, back) for c in array]))
+    def to_input_axes(self, outputs: torch.Tensor | np.ndarray) -> np.ndarray:
+        """(K, P, L, S) outputs -> (K, X, Y, Z) on the input's voxel axes (exact: flips and permutations)."""
+        array = np.asarray(outputs.detach().cpu() if isinstance(outputs, torch.Tensor) else outputs)
+        return np.ascontiguousarray(np.stack([apply_orientation(c, self._back) for c in array]))
 
     def predict(
         self,

@@ -70,7 +70,7 @@ class SliceFrame:
         return _end_pads(shape, self.size) if self.mode == "longest_side" else _centre_pads(shape, self.size)
 
     def to_network(self, slices: torch.Tensor, pixel_mm: Sequence[float], mode: str = "bilinear") -> torch.Tensor:
-        """(B, C, R, A) -> (B, C, S, S); ``mode`` "bilinear" (images, antialiased when shrinking) or "nearest" (labels)."""
+        """(B, C, rows, columns) -> (B, C, S, S); ``mode`` "bilinear" (images, antialiased when shrinking) or "nearest" (labels)."""
         shape = self._resampled_shape(slices.shape[-2:], pixel_mm)
         if tuple(slices.shape[-2:]) != shape:
             if mode == "nearest":

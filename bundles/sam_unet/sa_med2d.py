@@ -8,7 +8,8 @@ Layout (SA-Med2D-20M, which the original SAM-UNet trains on):
 Paths are relative to the dataset folder.
 
 :func:`write_sa_med2d` cuts volumes into axial slices on their own grid
-(:class:`~bundles.inferers.axial_slices.AxialSlices`), keeps the slices where an object covers more than
+(:class:`~bundles.inferers.axial_slices.AxialSlices`: the radiological display orientation of SA-Med2D's
+images, so a PNG shows the patient's right on the left and anterior at the top), keeps the slices where an object covers more than
 ``min_fraction`` of the slice (the original converters keep components above 100 / 256² of the image),
 windows them to 8 bit (:func:`~bundles.sam_unet.preprocessing.to_uint8`) and writes every file atomically.
 """

@@ -68,7 +68,7 @@ class SlicePredictor:
         self.frame = SliceFrame(network.img_size, "stretch" if slice_spacing is None else "spacing", slice_spacing)
 
     def labels(self, slices: torch.Tensor, pixel_mm: tuple[float, float]) -> torch.Tensor:
-        """Scaled slices (B, 1, R, A) with pixel size (mm) -> label maps (B, 1, R, A) (0 = background, k =
+        """Scaled slices (B, 1, P, L) with pixel size (mm) -> label maps (B, 1, P, L) (0 = background, k =
         class_names[k - 1])."""
         x = self.frame.to_network(slices.to(self.device), pixel_mm).expand(-1, 3, -1, -1)
         with autocast(self.device, self.amp):

@@ -25,6 +25,6 @@ def scale_ct(hu: torch.Tensor) -> torch.Tensor:
 
 
 def body_slices(scaled: torch.Tensor) -> list[bool]:
-    """Per axial slice of a scaled volume (C, R, A, S): does it hold anything above the window's floor
+    """Per axial slice of a scaled volume (C, P, L, S): does it hold anything above the window's floor
     (-125 HU)? Slices that do not are air only: the model would see a constant image."""
     return [bool(v) for v in (scaled.amax(dim=(0, 1, 2)) > 0)]
