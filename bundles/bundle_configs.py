@@ -71,7 +71,7 @@ def _parsed(bundle: str, model_dir: str | PathLike | None, settings: Mapping[str
     parser = ConfigParser()
     parser.read_config(configs)
     for key in settings:
-        if key not in parser:
+        if key.split("#")[0] not in parser:  # "network_def#img_size" sets an argument of an existing component
             close = difflib.get_close_matches(key, [k for k in parser.config if isinstance(k, str)], n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise ConfigurationError(f"{configs[0]}: {key!r} is not an option of the {bundle} bundle{hint}")
