@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bundles.networks.sam import windows
@@ -31,7 +32,8 @@ _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 class EncoderAttention(nn.Module):
     """Multi-head self-attention over a channel-last grid (B, *grid, dim) with relative position biases.
 
-    Logits are ``(q * head_dim**-0.5) @ k^T`` plus ``add_rel_pos`` of the unscaled q (official order).
+    Logits are ``(q * head_dim**-0.5) @ k^T`` plus ``add_rel_pos`` of the unscaled q (official order), here
+    as the additive mask of ``scaled_dot_product_attention`` (PyTorch's fused kernel; the same numbers).
     """
 
     def __init__(self, dim: int, num_heads: int, grid: tuple[int, ...], add_rel_pos: RelPosAdder, qkv_bias: bool = True) -> None:
@@ -47,16 +49,19 @@ class EncoderAttention(nn.Module):
             setattr(self, f"rel_pos_{name}", nn.Parameter(torch.zeros(2 * side - 1, dim // num_heads)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, *grid, dim = x.shape
-        n = x[0, ..., 0].numel()
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.reshape(3, b * self.num_heads, n, -1).unbind(0)
-        attn = (q * self.scale) @ k.transpose(-2, -1)
+        """(B, *grid, dim) -> (B, *grid, dim)."""
+        return self.proj(self.attend(self.qkv(x)))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The attention between the qkv layer and the output projection: (B, *grid, 3 * dim) -> (B, *grid, dim)."""
+        b, *grid, three_dim = qkv.shape
+        n = qkv[0, ..., 0].numel()
+        q, k, v = qkv.reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, N, head_dim)
         rel = [lookup(getattr(self, f"rel_pos_{name}"), side) for name, side in zip(self.axis_names, grid)]
-        attn = self.add_rel_pos(attn, q, rel, tuple(grid)).softmax(dim=-1)
-        out = (attn @ v).view(b, self.num_heads, *grid, -1)
-        out = out.movedim(1, -2).reshape(b, *grid, dim)
-        return self.proj(out)
+        flat_q = q.reshape(b * self.num_heads, n, -1)
+        bias = self.add_rel_pos(flat_q.new_zeros(b * self.num_heads, n, n), flat_q, rel, tuple(grid))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.view(b, self.num_heads, n, n).to(q.dtype), scale=self.scale)
+        return out.movedim(1, -2).reshape(b, *grid, three_dim // 3)
 
 
 class EncoderBlock(nn.Module):
@@ -84,10 +89,11 @@ class EncoderBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.norm1(x)
-        if self.window > 0:
+        if self.window > 0:  # qkv and proj on the real tokens only; the padding gets a zero token's qkv (windows.py)
             grid = tuple(x.shape[1:-1])
-            x, padded = windows.partition(x, self.window)
-            x = windows.unpartition(self.attn(x), self.window, padded, grid)
+            zero_token_qkv = self.attn.qkv(x.new_zeros(1, x.shape[-1]))[0]
+            qkv, padded = windows.partition(self.attn.qkv(x), self.window, zero_token_qkv)
+            x = self.attn.proj(windows.unpartition(self.attn.attend(qkv), self.window, padded, grid))
         else:
             x = self.attn(x)
         x = shortcut + x
