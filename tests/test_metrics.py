@@ -146,3 +146,13 @@ def test_iou_is_the_jaccard_index_of_each_mask():
     ref[0, 1, :2] = True  # overlap 2 of a union of 6 voxels
     (row,) = evaluate_case({"x": pred}, {"x": ref}, (1.0, 1.0, 1.0), case_id="c")
     assert row["dice"] == pytest.approx(0.5) and row["iou"] == pytest.approx(2 / 6)
+
+
+def test_surface_metrics_leave_the_logs_free_of_monais_internal_deprecation_warning():
+    import warnings
+
+    shifted = _box(slice(2, 5), slice(2, 5), slice(3, 7))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert normalized_surface_dice(ROD, shifted, SPACING) == pytest.approx(25 / 34, abs=1e-6)
+        assert hausdorff95(ROD, shifted, SPACING) == pytest.approx(3.0)

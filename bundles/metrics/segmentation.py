@@ -27,8 +27,10 @@ The NSD tolerance defaults to 1 mm, the value of the SAT paper's evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -102,6 +104,16 @@ def worst_case_distance(shape: Sequence[int], spacing: Sequence[float]) -> float
     return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing))))
 
 
+@contextlib.contextmanager
+def _without_monai_internal_deprecation() -> Iterator[None]:
+    """MONAI's surface metrics pass ``always_return_as_numpy`` to its own ``get_mask_edges``, which then warns
+    on every call that the argument is deprecated (MONAI 1.5): a warning about MONAI's code, not ours or the
+    user's, kept out of the logs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
+        yield
+
+
 def dice(pred: Mask, ref: Mask) -> float:
     """Dice coefficient ``2|P∩R| / (|P|+|R|)`` of two binary masks of the same shape.
 
@@ -137,9 +149,10 @@ def normalized_surface_dice(
     pred_any, ref_any = bool(pred_t.any()), bool(ref_t.any())
     if not (pred_any and ref_any):
         return 1.0 if pred_any == ref_any else 0.0
-    value = compute_surface_dice(
-        _batch(pred_t), _batch(ref_t), [float(tolerance_mm)], include_background=True, spacing=list(voxel_mm)
-    )
+    with _without_monai_internal_deprecation():
+        value = compute_surface_dice(
+            _batch(pred_t), _batch(ref_t), [float(tolerance_mm)], include_background=True, spacing=list(voxel_mm)
+        )
     return float(value.item())
 
 
@@ -161,9 +174,10 @@ def hausdorff95(pred: Mask, ref: Mask, spacing: Sequence[float]) -> float:
     pred_any, ref_any = bool(pred_t.any()), bool(ref_t.any())
     if not (pred_any and ref_any):
         return 0.0 if pred_any == ref_any else worst_case_distance(pred_t.shape, voxel_mm)
-    value = compute_hausdorff_distance(
-        _batch(pred_t), _batch(ref_t), include_background=True, percentile=95, spacing=list(voxel_mm)
-    )
+    with _without_monai_internal_deprecation():
+        value = compute_hausdorff_distance(
+            _batch(pred_t), _batch(ref_t), include_background=True, percentile=95, spacing=list(voxel_mm)
+        )
     return float(value.item())
 
 
