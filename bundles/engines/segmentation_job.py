@@ -1,11 +1,15 @@
 """The per-case segmentation job every family runs: cases in, files on disk out.
 
-For each case of an ``input_dict`` (:mod:`bundles.io.cases`): read and check the image, hand it with the
-case's prompts (already validated by the family's prompt check, before any model was loaded) to the
-family's predictor, write the multi-label NIfTI, one file per mask, the legend (and DICOM-SEG for DICOM
-input) under ``<output_dir>/<case id>/``. Cases that carry a reference ``mask`` are scored (Dice, NSD, HD95)
-and a report is written to ``output_dir``. A case that fails is reported in one line and in
-``failures.csv``; the other cases still run, and the job raises :class:`CaseFailures` at the end.
+For each case of an ``input_dict`` or cohort folder (:mod:`bundles.io.cases`): read and check the image
+(in a reader process ahead of the model, :mod:`bundles.engines.case_reads`), hand it with the case's
+prompts (already validated by the family's prompt check, before any model was loaded) to the family's
+predictor, write the multi-label NIfTI, one file per mask, the legend (and DICOM-SEG for DICOM input) under
+``<output_dir>/<case id>/``. Cases that carry a reference ``mask`` are scored (Dice, NSD, HD95) and a report
+is written to ``output_dir``. A case that fails is reported in one line and in ``failures.csv``; the other
+cases still run, and the job raises :class:`CaseFailures` at the end. A case whose outputs exist is skipped
+with ``skip_existing``; ``timings.csv`` and a printed summary say what each case cost. Under torchrun, or
+with ``shard``, each process segments its share of the cases (:mod:`bundles.engines.case_shares`) and rank
+0 writes the run's files.
 
 A family plugs in with two small objects (see :class:`PromptCheck` and :class:`Predictor`): SAT checks text
 terms against its vocabulary and runs its text-prompted inferer; a prompt-free model checks that no prompts
@@ -18,6 +22,7 @@ import csv
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,20 +31,21 @@ import numpy as np
 from monai.data import MetaTensor
 from tqdm.auto import tqdm
 
+from bundles.engines.case_reads import CaseRead, one_line_reason, read_ahead
+from bundles.engines.case_shares import CaseShare
 from bundles.engines.provenance import weights_id
-from bundles.errors import BundleError, BundleInputError, find_bundle_error
+from bundles.engines.run_summary import CaseRecord, format_summary, write_timings
+from bundles.errors import BundleError, BundleInputError
 from bundles.io.atomic import atomic_write
 from bundles.io.cases import Case, parse_cases
 from bundles.io.grid import ImageGrid
 from bundles.io.modality import normalize_modality
-from bundles.io.readers import read_image
 from bundles.io.reference_masks import load_reference_masks
 from bundles.io.validation import check_exists
 from bundles.io.writers import write_segmentation
 from bundles.metrics.report import format_table, write_report
 from bundles.metrics.segmentation import evaluate_case
 from bundles.progress import show_progress
-from bundles.transforms.intensity_checks import check_ct_intensities
 
 __all__ = ["PromptCheck", "Predictor", "SegmentationJob", "CaseFailures", "prepare_cases"]
 
@@ -70,9 +76,10 @@ class Predictor(Protocol):
 
 
 def prepare_cases(
-    input_dict: Mapping[str, Any], prompt_check: PromptCheck, dicom_seg: bool | None = None
+    input_dict: Mapping[str, Any], prompt_check: PromptCheck, dicom_seg: bool | None = None, input_dir: str | PathLike | None = None
 ) -> list[tuple[Case, Any]]:
-    """Parse the cases, check that every image (and reference mask) exists, and check every case's prompts.
+    """Parse the cases (of ``input_dict``, or of the folder ``input_dir`` with ``input_dict`` as the fields
+    every case shares), check that every image (and reference mask) exists, and check every case's prompts.
 
     Runs before any model is loaded, so a typo in a prompt or a path fails in a second.
 
@@ -81,7 +88,7 @@ def prepare_cases(
             ``dicom_seg`` is True and an image is not a DICOM series, which DICOM-SEG must reference).
     """
     prepared = []
-    for case in parse_cases(input_dict):
+    for case in parse_cases(input_dict, input_dir):
         check_exists(case.image)
         if dicom_seg and not case.image.is_dir():
             raise BundleInputError(
@@ -104,6 +111,17 @@ class CaseFailures(BundleError):
         super().__init__(f"{len(failures)} of {total} cases failed (listed in {listing}{others}); first: {first_case.id}: {first_reason}")
 
 
+@dataclass(frozen=True)
+class _OutputsExist:
+    """Whether a case's complete outputs are in ``output_dir`` (``legend.json`` is written after its NIfTI
+    files, each write atomic, so its presence means the case finished)."""
+
+    output_dir: Path
+
+    def __call__(self, case: Case) -> bool:
+        return (self.output_dir / case.id / "legend.json").is_file()
+
+
 class SegmentationJob:
     """Segment every case of ``input_dict`` with a family's predictor and write the outputs.
 
@@ -117,6 +135,11 @@ class SegmentationJob:
         progress: show a progress bar over cases.
         skip_existing: skip a case whose complete outputs exist (``legend.json`` is written after its NIfTI
             files, so its presence means the case finished).
+        input_dir: a cohort folder (every image file and DICOM series below it, :mod:`bundles.io.case_folder`)
+            instead of ``input_dict``'s ``image``/``cases``; ``input_dict`` then holds what every case shares.
+        shard: ``"i/n"``: only cases ``i, i+n, ...`` (independent scheduler jobs, :mod:`bundles.engines.case_shares`);
+            the run files (report, ``failures.csv``, ``timings.csv``) then go to ``output_dir/shard-i-of-n/``.
+        read_workers: processes reading the next cases while the model works (0: read in this process).
         provenance: model, weights, configs and date (:func:`bundles.engines.provenance.model_provenance`),
             recorded in every legend, DICOM-SEG and report.
         allow_2d: accept 2D images as one-slice volumes (models that work on slices).
@@ -135,6 +158,9 @@ class SegmentationJob:
         skip_existing: bool = False,
         provenance: Mapping[str, Any] | None = None,
         allow_2d: bool = False,
+        input_dir: str | PathLike | None = None,
+        shard: str | None = None,
+        read_workers: int = 0,
     ):
         self.predictor = predictor
         self.prompt_check = prompt_check
@@ -146,62 +172,98 @@ class SegmentationJob:
         self.skip_existing = skip_existing
         self.provenance = dict(provenance or {})
         self.allow_2d = allow_2d
+        self.input_dir = input_dir or None
+        self.shard = shard
+        self.read_workers = int(read_workers)
 
     def run(self) -> list[dict[str, Any]]:
-        """Process all cases; return the metric rows (empty when no case has a reference mask).
+        """Process this process's cases; return the metric rows of the whole run (empty when no case has a
+        reference mask). Under torchrun every rank gets the rows of all ranks.
 
         Raises:
-            CaseFailures: after all other cases ran, when at least one case failed.
+            CaseFailures: after all other cases ran, when at least one case of the run failed (on every rank).
         """
-        rows: list[dict[str, Any]] = []
-        failures: list[tuple[Case, str]] = []
+        start = time.perf_counter()
         self._report_columns: dict[str, None] = {}  # the family's extra columns (SAT: region), grouped in the report
-        prepared = prepare_cases(self.input_dict, self.prompt_check, self.dicom_seg)
-        for case, prompts in tqdm(prepared, desc="cases", unit="case", disable=not show_progress(self.progress)):
-            if self.skip_existing and (self.output_dir / case.id / "legend.json").is_file():
-                logger.info("%s: complete outputs exist in %s, skipped", case.id, self.output_dir / case.id)
-                continue
-            try:
-                rows.extend(self._segment(case, prompts))
-            except Exception as e:  # noqa: BLE001 - one bad case must not stop the others; reported below
-                reason = str(find_bundle_error(e) or f"{type(e).__name__}: {e}").splitlines()[0]
-                logger.error("%s failed: %s", case.id, reason)
-                failures.append((case, reason))
-        if rows:
-            report = write_report(rows, self.output_dir, group_by=("class", "dataset", *self._report_columns),
-                                  provenance=self.provenance or None)
-            print(format_table(rows))
-            logger.info("evaluation report: %s", {k: str(v) for k, v in report.items()})
+        prepared = prepare_cases(self.input_dict, self.prompt_check, self.dicom_seg, self.input_dir)
+        share = CaseShare.current(self.shard)
+        mine = share.select(prepared)
+        rows: list[dict[str, Any]] = []
+        records: list[CaseRecord] = []
+        desc = "cases" if share.world == 1 else f"rank {share.rank}"
+        bar = tqdm(total=len(mine), desc=desc, unit="case", position=share.rank, disable=not show_progress(self.progress))
+        for read in read_ahead(mine, workers=self.read_workers, allow_2d=self.allow_2d, is_done=_OutputsExist(self.output_dir)):
+            records.append(self._process(read, share.rank, rows))
+            bar.update()
+        bar.close()
+        records, rows = share.gather(records), share.gather(rows)
+        failures = [r for r in records if r.status == "failed"]
+        run_dir = self.output_dir / share.label
+        if share.writes_run_files:
+            self._write_run_files(records, rows, failures, run_dir, time.perf_counter() - start, share.world)
         if failures:
-            raise CaseFailures(failures, self._write_failures(failures), len(prepared))
+            raise CaseFailures([(prepared[r.index][0], r.reason) for r in failures], run_dir / "failures.csv", len(prepared))
         return rows
 
-    def _segment(self, case: Case, prompts: Any) -> list[dict[str, Any]]:
-        """Read, segment, write and (with a reference mask) score one case; return its metric rows."""
-        start = time.perf_counter()
-        image, grid = read_image(case.image, frame=case.frame, allow_2d=self.allow_2d)
-        if case.modality and normalize_modality(case.modality) == "ct":
-            check_ct_intensities(image, case.image)
-        masks, names = self.predictor(image, grid, case, prompts)
+    def _process(self, read: CaseRead, rank: int, rows: list[dict[str, Any]]) -> CaseRecord:
+        """Segment, write and score one case read by :func:`read_ahead`; its record (failures caught)."""
+        case = read.case
+        record = CaseRecord(read.index, case.id, str(case.image), "done", rank, read.seconds)
+        if read.skipped:
+            logger.info("%s: complete outputs exist in %s, skipped", case.id, self.output_dir / case.id)
+            return replace(record, status="skipped")
+        if read.error is not None:
+            logger.error("%s failed: %s", case.id, read.error)
+            return replace(record, status="failed", reason=read.error)
+        try:
+            started = time.perf_counter()
+            masks, names = self.predictor(read.image, read.grid, case, read.prompts)
+            model_s, started = time.perf_counter() - started, time.perf_counter()
+            self._write(case, masks, names, read.grid)
+            record = replace(record, model_s=model_s, write_s=time.perf_counter() - started)
+            if case.mask is not None:
+                rows.extend(self._score(case, read.prompts, names, masks, read.grid))
+        except Exception as e:  # noqa: BLE001 - one bad case must not stop the others; reported at the end
+            reason = one_line_reason(e)
+            logger.error("%s failed: %s", case.id, reason)
+            return replace(record, status="failed", reason=reason)
+        voxels = {t: int(m.sum()) for t, m in zip(names, masks)}
+        logger.info("%s: %.1f s (read %.1f, model %.1f, write %.1f), voxels per mask %s", case.id, record.total_s,
+                    record.read_s, record.model_s, record.write_s, voxels)
+        return record
+
+    def _write(self, case: Case, masks: np.ndarray, names: list[str], grid: ImageGrid) -> None:
         files = write_segmentation(
             masks, names, grid, self.output_dir / case.id, dicom_seg=self.dicom_seg, provenance=self.provenance,
             algorithm_name=self.provenance.get("model", "medseg-bundles"), algorithm_version=weights_id(self.provenance) or None,
         )
         if "dicom_seg_error" in files:
             logger.warning("%s: NIfTI outputs written, DICOM-SEG not: %s", case.id, files["dicom_seg_error"])
-        voxels = {t: int(m.sum()) for t, m in zip(names, masks)}
-        logger.info("%s: %.1f s, voxels per mask %s, wrote %s", case.id, time.perf_counter() - start, voxels,
-                    files.get("seg", self.output_dir / case.id))
-        return self._score(case, prompts, names, masks, grid) if case.mask is not None else []
 
-    def _write_failures(self, failures: list[tuple[Case, str]]) -> Path:
-        path = self.output_dir / "failures.csv"
+    def _write_run_files(self, records: list[CaseRecord], rows: list[dict[str, Any]], failures: list[CaseRecord],
+                         run_dir: Path, wall_s: float, processes: int) -> None:
+        """Report (with reference masks), ``failures.csv`` (removed when a rerun has none left),
+        ``timings.csv`` and the printed summary, in ``run_dir``."""
+        if rows:
+            report = write_report(rows, run_dir, group_by=("class", "dataset", *self._report_columns),
+                                  provenance=self.provenance or None)
+            print(format_table(rows))
+            logger.info("evaluation report: %s", {k: str(v) for k, v in report.items()})
+        if failures:
+            self._write_failures(failures, run_dir / "failures.csv")
+        else:
+            (run_dir / "failures.csv").unlink(missing_ok=True)  # an earlier run's, whose cases are now done
+        if len(records) > 1:
+            write_timings(records, run_dir / "timings.csv")
+            print(format_summary(records, wall_s, processes))
 
+    @staticmethod
+    def _write_failures(failures: list[CaseRecord], path: Path) -> Path:
         def write(tmp: Path) -> None:
             with tmp.open("w", newline="", encoding="utf-8") as f:
                 writer = csv.writer(f)
                 writer.writerow(["case", "image", "reason"])
-                writer.writerows([c.id, str(c.image), reason] for c, reason in failures)
+                writer.writerows([r.case, r.image, r.reason] for r in sorted(failures, key=lambda r: r.index))
 
         return atomic_write(path, write)
 

@@ -6,9 +6,13 @@ Accepted forms (``--input_dict`` on the command line):
 - several images sharing prompts and modality: ``{'image': ['a.nii.gz', 'b.nii.gz'], ...}``;
 - a folder of image files (NIfTI, NRRD, MHA): ``{'image': 'scans/', ...}``, one case per file; a folder
   without such files is taken as one DICOM series;
+- a cohort folder (``--input_dir scans/``, every image file and DICOM series below it, see
+  :mod:`bundles.io.case_folder`) with the fields every case shares in ``input_dict``
+  (``{'prompts': [...], 'modality': 'ct'}``);
 - a case list: ``{'cases': 'cases.jsonl'}`` (or ``.json`` holding a list, or the list itself:
   ``{'cases': [{'image': 'a.nii.gz'}, ...]}``); each case may set its own
-  ``image``, ``prompts``, ``modality``, ``id``, ``frame`` (the volume of a 4D image), and for evaluation
+  ``image``, ``prompts``, ``modality``, ``id``, ``frame`` (the volume of a 4D image), ``series_uid`` (the
+  series to read from a DICOM folder holding several), and for evaluation
   ``mask`` + ``legend`` (label value -> term), ``dataset``; missing fields fall back to the top-level ones.
 
 ``prompts`` are opaque here: each family checks them (text terms for SAT, clicks, boxes, none for a
@@ -21,18 +25,17 @@ Relative paths inside a case file are relative to that file's folder.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from bundles.errors import BundleError, BundleInputError, ConfigurationError
+from bundles.io.case_folder import IMAGE_SUFFIXES, case_id_from_path, find_cases
 from bundles.io.dicom_series import dicom_series_case_id
 
 __all__ = ["Case", "parse_cases", "case_id_from_path"]
-
-_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
 
 
 @dataclass
@@ -54,24 +57,15 @@ class Case:
     dataset: str = ""
     frame: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    series_uid: str | None = None
 
 
-def case_id_from_path(path: Path) -> str:
-    """File name without its image suffix (``ct.nii.gz`` -> ``ct``), or the folder's name."""
-    name = path.name
-    for suffix in _SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "case"
-
-
-def _default_id(image: Path) -> str:
+def _default_id(image: Path, series_uid: str | None) -> str:
     """A DICOM series is named from its headers (patient, description, UID), never from a folder called
     ``dicom``; anything else (or a folder whose headers cannot be read: reported later) by its file name."""
     if image.is_dir():
         try:
-            return dicom_series_case_id(image)
+            return dicom_series_case_id(image, series_uid)
         except BundleError:
             pass
     return case_id_from_path(image)
@@ -85,8 +79,7 @@ def _image_files(folder: Path) -> list[Path]:
     """
     if not folder.is_dir() or any(p.is_dir() for p in folder.iterdir()):
         return []
-    suffixes = tuple(s for s in _SUFFIXES if s != ".dcm")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
 
 
 def _read_case_file(path: Path) -> list[dict[str, Any]]:
@@ -110,17 +103,26 @@ def _read_case_file(path: Path) -> list[dict[str, Any]]:
     return [dict(i) for i in items]
 
 
-def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
-    """Expand ``input_dict`` (see module docstring) into cases with unique ids.
+def parse_cases(input_dict: Mapping[str, Any], input_dir: str | PathLike | None = None) -> list[Case]:
+    """Expand ``input_dict`` (see module docstring), or the folder ``input_dir`` with ``input_dict`` as every
+    case's fields, into cases with unique ids.
 
     Raises:
-        ConfigurationError: no image given, or a case without ``image``.
-        BundleInputError: unreadable case list.
+        ConfigurationError: no image given, a case without ``image``, or ``input_dir`` together with
+            ``input_dict``'s ``image`` / ``cases``.
+        BundleInputError: unreadable case list; ``input_dir`` missing or without images.
     """
     if not isinstance(input_dict, Mapping):
         raise ConfigurationError(f"input_dict must be a dict such as {{'image': 'ct.nii.gz', ...}}, got {input_dict!r}")
     defaults = {k: v for k, v in input_dict.items() if k not in ("cases", "image")}
-    if "cases" in input_dict:
+    if input_dir:
+        if "cases" in input_dict or "image" in input_dict:
+            raise ConfigurationError(
+                f"--input_dir {input_dir} and input_dict's {'cases' if 'cases' in input_dict else 'image'} both name the"
+                " input; give one (with --input_dir, input_dict holds only what every case shares, e.g. prompts)"
+            )
+        raw = find_cases(input_dir)
+    elif "cases" in input_dict:
         listed = input_dict["cases"]
         if isinstance(listed, (list, tuple)):
             if not all(isinstance(item, Mapping) for item in listed):
@@ -135,7 +137,9 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         listed = [Path(p) for p in (images if isinstance(images, (list, tuple)) else [images])]
         raw = [{"image": str(f)} for p in listed for f in (_image_files(p) or [p])]
     else:
-        raise ConfigurationError("input_dict needs 'image' (a file, DICOM folder or list of them) or 'cases' (a .jsonl)")
+        raise ConfigurationError(
+            "input_dict needs 'image' (a file, DICOM folder or list of them) or 'cases' (a .jsonl), or give a folder with --input_dir"
+        )
 
     cases: list[Case] = []
     seen: dict[str, int] = {}
@@ -147,7 +151,8 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         legend = {int(k): str(v) for k, v in (merged.get("legend") or {}).items()}
         prompts = merged.get("prompts", merged.get("label"))
         modality = merged.get("modality")
-        case_id = str(merged.get("id") or _default_id(image))
+        series_uid = None if merged.get("series_uid") is None else str(merged["series_uid"])
+        case_id = str(merged.get("id") or _default_id(image, series_uid))
         seen[case_id] = seen.get(case_id, 0) + 1
         if seen[case_id] > 1:
             case_id = f"{case_id}_{seen[case_id]}"
@@ -155,6 +160,6 @@ def parse_cases(input_dict: Mapping[str, Any]) -> list[Case]:
         frame = None if merged.get("frame") is None else int(merged["frame"])
         cases.append(
             Case(case_id, image, prompts, None if modality is None else str(modality), mask, legend,
-                 str(merged.get("dataset", "")), frame, dict(merged))
+                 str(merged.get("dataset", "")), frame, dict(merged), series_uid)
         )
     return cases

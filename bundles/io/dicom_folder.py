@@ -42,14 +42,16 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
         return None
 
 
-def scan_series(folder: str | PathLike) -> DicomSeriesHeaders:
-    """Read the headers of every file in ``folder`` (not recursive) and return its single image series.
+def scan_series(folder: str | PathLike, series_uid: str | None = None) -> DicomSeriesHeaders:
+    """Read the headers of every file in ``folder`` (not recursive) and return its single image series, or
+    with ``series_uid`` the series of that SeriesInstanceUID among several in the folder.
 
     Files that are not DICOM images (no ``Rows``) are skipped, so a README next to the slices is fine.
 
     Raises:
-        BundleInputError: no DICOM image, several series (UIDs named), slices lacking geometry tags,
-            differing orientations, duplicate or unevenly spaced positions.
+        BundleInputError: no DICOM image, several series and no ``series_uid`` (UIDs named), no series of
+            ``series_uid``, slices lacking geometry tags, differing orientations, duplicate or unevenly spaced
+            positions.
     """
     folder = Path(folder)
     series: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
@@ -57,6 +59,10 @@ def scan_series(folder: str | PathLike) -> DicomSeriesHeaders:
         ds = _read_header(path)
         if ds is not None and "Rows" in ds:
             series[str(ds.get("SeriesInstanceUID", ""))].append((path, ds))
+    if series_uid is not None:
+        if series_uid not in series:
+            raise BundleInputError(folder, f"holds no DICOM series with SeriesInstanceUID {series_uid} (it holds {sorted(series) or 'none'})")
+        series = {series_uid: series[series_uid]}
     check_single_series({uid: [p for p, _ in items] for uid, items in series.items()}, folder)
     ((uid, items),) = series.items()
     for path, ds in items:

@@ -125,7 +125,7 @@ def _safe_part(value: object) -> str:
     return text.strip("._-")[:_CASE_ID_PART_MAX].strip("._-")
 
 
-def dicom_series_case_id(folder: str | PathLike) -> str:
+def dicom_series_case_id(folder: str | PathLike, series_uid: str | None = None) -> str:
     """Readable, file-name-safe case id of the DICOM series in ``folder``, from one slice header.
 
     The id is ``<PatientID>_<SeriesDescription>_<last 8 characters of SeriesInstanceUID>``; missing or empty
@@ -133,7 +133,8 @@ def dicom_series_case_id(folder: str | PathLike) -> str:
     SeriesInstanceUIDs) of the same patient and description differ in the UID part. Without a
     SeriesInstanceUID the last part is 8 hex digits of a hash of the absolute folder path instead, so the id
     never degenerates to the folder's own name (``dicom``) or to nothing. Only the first file (sorted by name)
-    that is a DICOM image is read, without its pixels.
+    that is a DICOM image (of ``series_uid`` when given: a folder holding several series) is read, without
+    its pixels.
 
     Raises:
         BundleInputError: ``folder`` does not exist, is a file, or holds no DICOM image (names the sub-folder
@@ -144,8 +145,10 @@ def dicom_series_case_id(folder: str | PathLike) -> str:
         raise BundleInputError(folder, "is a file; a case id is made for the folder that holds a DICOM series")
     header = None
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if (header := read_dicom_image_header(path)) is not None:
+        header = read_dicom_image_header(path)
+        if header is not None and (series_uid is None or str(header.get("SeriesInstanceUID", "")) == series_uid):
             break
+        header = None
     if header is None:
         check_single_series({}, folder)  # raises, naming a sub-folder that holds the series
     uid = str(header.get("SeriesInstanceUID", "") or "").strip()

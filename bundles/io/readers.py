@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
@@ -82,9 +84,15 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header]:
     return array, affine, header
 
 
-def _read_dicom_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    headers = scan_series(folder)
-    array, affine = _read_with(ITKReader(), folder, "a DICOM series")
+def _read_dicom_folder(folder: Path, series_uid: str | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    headers = scan_series(folder, series_uid)
+    if series_uid is None:
+        array, affine = _read_with(ITKReader(), folder, "a DICOM series")
+    else:  # one series among several: GDCM reads a folder of links to exactly its slices
+        with tempfile.TemporaryDirectory(prefix="series-") as links:
+            for i, file in enumerate(headers.files):
+                os.symlink(file.resolve(), os.path.join(links, f"{i:06d}.dcm"))
+            array, affine = _read_with(ITKReader(), Path(links), "a DICOM series")
     if array.ndim != 3 or array.shape[2] != len(headers.files) or not np.allclose(
         affine, headers.affine, atol=_GEOMETRY_ATOL_MM
     ):
@@ -96,7 +104,9 @@ def _read_dicom_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str,
     return array, affine, tuple(str(f) for f in headers.files)
 
 
-def read_image(path: str | PathLike, *, frame: int | None = None, allow_2d: bool = False) -> tuple[MetaTensor, ImageGrid]:
+def read_image(
+    path: str | PathLike, *, frame: int | None = None, allow_2d: bool = False, series_uid: str | None = None
+) -> tuple[MetaTensor, ImageGrid]:
     """Read and validate a 3D image (or, with ``allow_2d``, a 2D image as a one-slice volume ``(X, Y, 1)``).
 
     Formats: ``.nii``/``.nii.gz`` (MONAI ``NibabelReader``; the header is kept in the grid so outputs reuse
@@ -108,6 +118,7 @@ def read_image(path: str | PathLike, *, frame: int | None = None, allow_2d: bool
     Args:
         path: image file or DICOM folder.
         frame: 0-based volume of a 4D image.
+        series_uid: the SeriesInstanceUID to read from a DICOM folder that holds several series.
         allow_2d: accept 2D images (for models that work on slices).
 
     Returns:
@@ -124,7 +135,7 @@ def read_image(path: str | PathLike, *, frame: int | None = None, allow_2d: bool
     files: tuple[str, ...] = ()
     name = path.name.lower()
     if path.is_dir():
-        array, affine, files = _read_dicom_folder(path)
+        array, affine, files = _read_dicom_folder(path, series_uid)
     elif name.endswith(NIFTI_SUFFIXES):
         array, affine, header = _read_nifti(path)
     elif name.endswith(ITK_SUFFIXES):
