@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from bundles.engines.case_shares import CaseShare, parse_shard
+from bundles.engines.stage_times import recording, stage
 from bundles.errors import ConfigurationError
 from bundles.io.case_folder import find_cases
 from bundles.io.cases import parse_cases
@@ -155,6 +156,18 @@ def test_shards_and_ranks_split_the_case_list_exactly_once():
     for bad in ("4/4", "1-4", "a/b"):
         with pytest.raises(ConfigurationError, match="i/n"):
             parse_shard(bad)
+
+
+def test_stages_add_up_inside_a_recording_only():
+    with stage("network"):
+        time.sleep(0.01)  # outside a recording: not kept anywhere
+    with recording() as times:
+        for _ in range(2):
+            with stage("network"):
+                time.sleep(0.02)
+        with stage("resample"):
+            pass
+    assert set(times) == {"network", "resample"} and 0.04 <= times["network"] < 1.0 and times["resample"] < times["network"]
 
 
 def test_input_dir_with_an_image_in_input_dict_is_refused(tmp_path):

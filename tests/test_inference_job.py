@@ -3,6 +3,7 @@ skipping finished cases, checks before any model work, and one-line errors for b
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -70,6 +71,12 @@ def test_a_broken_case_is_reported_and_the_other_cases_still_run(tiny_sat_model,
     assert not (tmp_path / "out" / "broken").exists()
     failures = (tmp_path / "out" / "failures.csv").read_text().splitlines()
     assert failures[0] == "case,image,reason" and failures[1].startswith("broken,")
+    with (tmp_path / "out" / "timings.csv").open() as f:
+        timings = {row["case"]: row for row in csv.DictReader(f)}
+    assert timings["broken"]["status"] == "failed" and timings["good"]["status"] == "done"
+    stages = [float(timings["good"][f"{s}_s"]) for s in ("queries", "preprocess", "network", "resample")]
+    assert all(t >= 0 for t in stages) and sum(stages) <= float(timings["good"]["model_s"]) + 0.02  # parts of the model time
+    assert all(timings["broken"][f"{s}_s"] == "" for s in ("queries", "network"))  # never reached the model
 
     legend = tmp_path / "out" / "good" / "legend.json"
     stamp = legend.stat().st_mtime_ns

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from bundles.io.atomic import atomic_write
@@ -25,7 +25,8 @@ class CaseRecord:
     """One case of a run. ``status``: ``done``, ``skipped`` (complete outputs existed) or ``failed``
     (``reason`` says why). Seconds: ``read_s`` (in a reader process, overlapping the model's work on the
     case before), ``model_s`` (the family's predictor: preprocessing, network, back onto the input grid),
-    ``write_s`` (NIfTI, legend, DICOM-SEG); ``total_s`` = the three."""
+    ``write_s`` (NIfTI, legend, DICOM-SEG); ``total_s`` = the three. ``stages``: the parts of ``model_s``
+    the family timed (:mod:`bundles.engines.stage_times`; SAT: queries, preprocess, network, resample)."""
 
     index: int
     case: str
@@ -36,6 +37,7 @@ class CaseRecord:
     model_s: float = 0.0
     write_s: float = 0.0
     reason: str = ""
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_s(self) -> float:
@@ -43,16 +45,18 @@ class CaseRecord:
 
 
 def write_timings(records: Sequence[CaseRecord], path: Path) -> Path:
-    """``timings.csv``: one row per case, in case-list order (atomic)."""
-    names = [f.name for f in fields(CaseRecord)]
+    """``timings.csv``: one row per case, in case-list order, a ``<stage>_s`` column per timed stage (atomic)."""
+    names = [f.name for f in fields(CaseRecord) if f.name != "stages"]
+    stages = list(dict.fromkeys(name for r in records for name in r.stages))
 
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, [*names, "total_s"])
+            writer = csv.DictWriter(f, [*names, "total_s", *(f"{s}_s" for s in stages)])
             writer.writeheader()
             for r in sorted(records, key=lambda r: r.index):
-                row = asdict(r)
+                row = {k: v for k, v in asdict(r).items() if k != "stages"}
                 row.update({k: f"{row[k]:.2f}" for k in ("read_s", "model_s", "write_s")}, total_s=f"{r.total_s:.2f}")
+                row.update({f"{s}_s": f"{r.stages[s]:.2f}" for s in stages if s in r.stages})
                 writer.writerow(row)
 
     return atomic_write(path, write)
@@ -67,8 +71,11 @@ def format_summary(records: Sequence[CaseRecord], wall_s: float, processes: int)
              f" {processes} process(es), {wall_s:.1f} s wall"]
     if done:
         mean = {k: sum(getattr(r, k) for r in done) / len(done) for k in ("read_s", "model_s", "write_s")}
-        lines.append(f"per segmented case: {sum(mean.values()):.1f} s (read {mean['read_s']:.1f}, model {mean['model_s']:.1f},"
-                     f" write {mean['write_s']:.1f}); {3600 * len(done) / max(wall_s, 1e-9):.0f} cases per hour")
+        stages = list(dict.fromkeys(name for r in done for name in r.stages))
+        split = "".join(f", {s} {sum(r.stages.get(s, 0.0) for r in done) / len(done):.1f}" for s in stages)
+        lines.append(f"per segmented case: {sum(mean.values()):.1f} s (read {mean['read_s']:.1f}, model {mean['model_s']:.1f}"
+                     f"{f' [{split[2:]}]' if split else ''}, write {mean['write_s']:.1f});"
+                     f" {3600 * len(done) / max(wall_s, 1e-9):.0f} cases per hour")
     if 0 < len(records) <= TABLE_MAX_CASES:
         width = max(len(r.case) for r in records)
         lines.append(f"{'case':<{width}}  rank  status   read s  model s  write s  total s")

@@ -35,6 +35,7 @@ from bundles.engines.case_reads import CaseRead, one_line_reason, read_ahead
 from bundles.engines.case_shares import CaseShare
 from bundles.engines.provenance import weights_id
 from bundles.engines.run_summary import CaseRecord, format_summary, write_timings
+from bundles.engines.stage_times import recording
 from bundles.errors import BundleError, BundleInputError
 from bundles.io.atomic import atomic_write
 from bundles.io.cases import Case, parse_cases
@@ -217,10 +218,11 @@ class SegmentationJob:
             return replace(record, status="failed", reason=read.error)
         try:
             started = time.perf_counter()
-            masks, names = self.predictor(read.image, read.grid, case, read.prompts)
+            with recording() as stages:
+                masks, names = self.predictor(read.image, read.grid, case, read.prompts)
             model_s, started = time.perf_counter() - started, time.perf_counter()
             self._write(case, masks, names, read.grid)
-            record = replace(record, model_s=model_s, write_s=time.perf_counter() - started)
+            record = replace(record, model_s=model_s, write_s=time.perf_counter() - started, stages=dict(stages))
             if case.mask is not None:
                 rows.extend(self._score(case, read.prompts, names, masks, read.grid))
         except Exception as e:  # noqa: BLE001 - one bad case must not stop the others; reported at the end

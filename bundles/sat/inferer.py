@@ -16,6 +16,7 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 
+from bundles.engines.stage_times import stage
 from bundles.inferers.on_grid import MasksOnGrid
 from bundles.io.grid import ImageGrid
 from bundles.precision import autocast, channels_last, prepare_for_inference, resolve_device
@@ -101,6 +102,11 @@ class TextPromptedInferer:
 
     def __call__(self, image: MetaTensor, grid: ImageGrid, queries: torch.Tensor, modality: str) -> np.ndarray:
         """Masks ``(Q, *grid.shape)`` (bool) on the input grid for ``image`` ``(1, X, Y, Z)`` read on ``grid``
-        and ``queries`` ``(Q, D)``."""
-        pre, _ = self.preprocessing(image, modality)
-        return self.to_masks(self.probabilities(pre, queries), pre.affine, grid)
+        and ``queries`` ``(Q, D)``. Stages ``preprocess``, ``network`` (sliding windows, blending), ``resample``
+        (onto the input grid, threshold) are timed for the job's ``timings.csv``."""
+        with stage("preprocess"):
+            pre, _ = self.preprocessing(image, modality)
+        with stage("network"):
+            probabilities = self.probabilities(pre, queries)
+        with stage("resample"):
+            return self.to_masks(probabilities, pre.affine, grid)

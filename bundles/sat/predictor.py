@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from monai.data import MetaTensor
 
+from bundles.engines.stage_times import stage
 from bundles.io.cases import Case
 from bundles.io.grid import ImageGrid
 from bundles.sat.inferer import TextPromptedInferer
@@ -29,5 +30,6 @@ class TextPromptedPredictor:
 
     def __call__(self, image: MetaTensor, grid: ImageGrid, case: Case, prompts: TextPrompts) -> tuple[np.ndarray, list[str]]:
         """Masks ``(Q, *grid.shape)`` (bool) for the Q terms of ``prompts``, and the terms."""
-        queries = self.query_provider(prompts.terms, prompts.modality)
+        with stage("queries"):
+            queries = self.query_provider(prompts.terms, prompts.modality)
         return self.inferer(image, grid, queries, prompts.modality), list(prompts.terms)
