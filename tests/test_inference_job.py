@@ -82,6 +82,8 @@ def test_a_broken_case_is_reported_and_the_other_cases_still_run(tiny_sat_model,
     stamp = legend.stat().st_mtime_ns
     segment_to_folder(str(good), tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False, skip_existing=True)
     assert legend.stat().st_mtime_ns == stamp
+    segment_to_folder(str(good), tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False)
+    assert legend.stat().st_mtime_ns != stamp  # without skip_existing the case is segmented again
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without a GPU")

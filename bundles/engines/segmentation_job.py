@@ -118,9 +118,10 @@ class _OutputsExist:
     files, each write atomic, so its presence means the case finished)."""
 
     output_dir: Path
+    enabled: bool
 
     def __call__(self, case: Case) -> bool:
-        return (self.output_dir / case.id / "legend.json").is_file()
+        return self.enabled and (self.output_dir / case.id / "legend.json").is_file()
 
 
 class SegmentationJob:
@@ -193,11 +194,12 @@ class SegmentationJob:
         records: list[CaseRecord] = []
         desc = "cases" if share.world == 1 else f"rank {share.rank}"
         bar = tqdm(total=len(mine), desc=desc, unit="case", position=share.rank, disable=not show_progress(self.progress))
-        for read in read_ahead(mine, workers=self.read_workers, allow_2d=self.allow_2d, is_done=_OutputsExist(self.output_dir)):
+        for read in read_ahead(mine, workers=self.read_workers, allow_2d=self.allow_2d, is_done=_OutputsExist(self.output_dir, self.skip_existing)):
             records.append(self._process(read, share.rank, rows))
             bar.update()
         bar.close()
         records, rows = share.gather(records), share.gather(rows)
+        self._report_columns = dict.fromkeys(share.gather(list(self._report_columns)))
         failures = [r for r in records if r.status == "failed"]
         run_dir = self.output_dir / share.label
         if share.writes_run_files:
