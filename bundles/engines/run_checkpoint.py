@@ -3,7 +3,9 @@
 Every ``every`` steps and at the end, ``<checkpoint_dir>/last.pt`` is replaced atomically
 (:func:`bundles.io.atomic.atomic_torch_save`) with ``step``, the model, optimiser, scheduler, GradScaler, the
 batch iterator's random state, the run's identity (:mod:`bundles.engines.run_identity`) and its MLflow
-run id. When the run
+run id. Under torchrun each rank draws its own samples, so the per-rank objects (the batch iterator) are
+gathered from every rank into the checkpoint (rank 0 writes it) and each rank resumes its own stream; a
+checkpoint of another number of processes is refused unless ``resume="force"``. When the run
 starts, a ``last.pt`` of the same identity is loaded and training continues at its step; one of another
 identity (other data, settings, pretrained weights or code) is refused before any step unless
 ``resume="force"``; a checkpoint that already reached ``max_steps`` is refused (0 steps would be trained)
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from bundles.engines.run_identity import identity_differences
@@ -50,7 +53,8 @@ class RunCheckpoint:
         identity: this run's identity, stored and compared on resume; None skips the comparison.
         resume: "auto" (resume a checkpoint of the same identity, refuse another) or "force".
         reuse_finished: a checkpoint at ``max_steps`` exports again instead of being refused.
-        save: False on ranks > 0 (they resume, never write).
+        save: False on ranks > 0 (they take part in gathering their per-rank state and resume, never write).
+        per_rank: names in ``objects`` whose state differs between ranks (each rank's sample stream).
 
     Raises:
         ConfigurationError: ``resume`` unknown; at start, a checkpoint of another run or a finished run.
@@ -66,6 +70,7 @@ class RunCheckpoint:
         resume: str = "auto",
         reuse_finished: bool = False,
         save: bool = True,
+        per_rank: tuple[str, ...] = ("batches",),
     ):
         if resume not in ("auto", "force"):
             raise ConfigurationError(f"resume must be 'auto' or 'force', got {resume!r}")
@@ -76,20 +81,24 @@ class RunCheckpoint:
         self.resume_mode = resume
         self.reuse_finished = reuse_finished
         self.save = save
+        self.per_rank = tuple(per_rank)
 
     def attach(self, engine: Engine) -> None:
         if getattr(engine, "grad_scaler", None) is not None:
             self.objects.setdefault("scaler", engine.grad_scaler)
         engine.add_event_handler(Events.STARTED, self.resume)
-        if self.save:
-            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.every), self.checkpoint)
-            engine.add_event_handler(Events.COMPLETED, self.checkpoint)
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.every), self.checkpoint)  # every rank: gathering
+        engine.add_event_handler(Events.COMPLETED, self.checkpoint)
 
     def checkpoint(self, engine: Engine) -> None:
-        """Replace ``last.pt`` atomically with the run's state at this step."""
+        """Replace ``last.pt`` atomically with the run's state at this step (``per_rank`` objects: a list of
+        every rank's state, gathered here on every rank; only a rank with ``save`` writes)."""
+        ranked = {name: _gathered(self.objects[name].state_dict()) for name in self.per_rank if name in self.objects}
+        if not self.save:
+            return
         state: dict[str, Any] = {"step": int(engine.state.iteration), "identity": self.identity,
-                                 "run_id": getattr(engine.state, "tracking_run_id", None)}
-        state.update({name: obj.state_dict() for name, obj in self.objects.items()})
+                                 "run_id": getattr(engine.state, "tracking_run_id", None), "per_rank": ranked}
+        state.update({name: obj.state_dict() for name, obj in self.objects.items() if name not in ranked})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_torch_save(state, self.path)
 
@@ -115,8 +124,22 @@ class RunCheckpoint:
                 "trained; raise --max_steps to train on, choose a new --ckpt_dir for a new run, or pass "
                 "--reuse_finished True to export its weights again"
             )
+        rank, world = _rank_and_world()
+        ranked = state.get("per_rank", {})
+        saved_world = len(next(iter(ranked.values()), [None]))
+        if ranked and saved_world != world:
+            if self.resume_mode != "force":
+                raise ConfigurationError(
+                    f"{self.path}: this checkpoint was written by {saved_world} training process(es), this run has {world};"
+                    f" resume with --nproc_per_node={saved_world}, or pass --resume force (ranks without a saved sample"
+                    " stream then start a fresh one)"
+                )
+            logger.warning("resuming %s of %d process(es) with %d (--resume force)", self.path, saved_world, world)
         for name, obj in self.objects.items():
-            if name in state:
+            if name in ranked:
+                if rank < len(ranked[name]):
+                    obj.load_state_dict(ranked[name][rank])
+            elif name in state:
                 if isinstance(obj, torch.nn.Module):
                     obj.load_state_dict(state[name], strict=True)
                 else:
@@ -128,3 +151,19 @@ class RunCheckpoint:
             logger.info("%s already finished at step %d; exporting its weights", self.path, step)
         else:
             logger.info("resumed from %s at step %d", self.path, step)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gathered(state: Any) -> list[Any]:
+    """Every rank's ``state``, in rank order (``[state]`` outside torchrun)."""
+    _, world = _rank_and_world()
+    if world == 1:
+        return [state]
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, state)
+    return states
