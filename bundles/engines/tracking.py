@@ -18,6 +18,8 @@ from typing import Any
 
 from monai.handlers import MLFlowHandler
 
+from bundles.engines.bundle_invocation import current_invocation
+
 __all__ = ["sqlite_uri", "default_run_name", "mlflow_handler", "RunTracking"]
 
 
@@ -40,6 +42,9 @@ class RunTracking(MLFlowHandler):
     def start(self, engine) -> None:
         super().start(engine)
         engine.state.tracking_run_id = self.cur_run.info.run_id
+        invocation = current_invocation()
+        if invocation is not None:
+            self.client.log_dict(self.cur_run.info.run_id, invocation.card(), "config/merged_config.json")
         previous = getattr(engine.state, "resumed_tracking_run", None)
         if previous:
             self.client.set_tag(self.cur_run.info.run_id, "resumed_from_run", previous)
@@ -51,12 +56,15 @@ def _step_loss(output: list[Mapping[str, Any]]) -> float:
 
 
 def mlflow_handler(tracking_uri: str, experiment_name: str, run_name: str | None = None,
-                   params: Mapping[str, Any] | None = None, log_every: int = 1):
+                   params: Mapping[str, Any] | None = None, log_every: int = 1, artifacts: str | None = None):
     """MONAI's ``MLFlowHandler`` for a :class:`~bundles.engines.trainer.LossTrainer`: ``params`` at start,
-    the step's loss as metric ``loss`` every ``log_every`` steps (and MONAI's ``lr``), run closed at the end."""
+    with the merged config of the bundle run as artifact ``config/merged_config.json``; the step's loss as
+    metric ``loss`` every ``log_every`` steps (and MONAI's ``lr``); at the end every file under
+    ``artifacts`` (the exported model folder: weights and ``training.json``; list this handler after the
+    export handler so they exist), and the run is closed."""
     every = max(int(log_every), 1)
     return RunTracking(
         tracking_uri=tracking_uri, experiment_name=experiment_name, run_name=run_name or default_run_name(experiment_name),
         experiment_param={k: str(v)[:500] for k, v in (params or {}).items()}, iteration_log=lambda _, step: step % every == 0,
-        epoch_log=False, tag_name="loss", output_transform=_step_loss, close_on_complete=True,
+        epoch_log=False, tag_name="loss", output_transform=_step_loss, close_on_complete=True, artifacts=artifacts,
     )
