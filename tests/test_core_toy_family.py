@@ -103,6 +103,14 @@ def _oblique_lps_phantom(folder: Path) -> tuple[Path, Path]:
     return image, mask
 
 
+def phantom_train_list(folder: Path) -> Path:
+    """``folder/train.jsonl`` with one case: the oblique phantom, its mask labelled liver (CT)."""
+    image, mask = _oblique_lps_phantom(folder)
+    line = {"image": str(image), "mask": str(mask), "legend": {"1": "liver"}, "modality": "ct"}
+    (folder / "train.jsonl").write_text(json.dumps(line) + "\n")
+    return folder / "train.jsonl"
+
+
 def test_a_2d_prompt_free_family_runs_on_the_core_alone(tmp_path):
     image, mask = _oblique_lps_phantom(tmp_path)
     job = SegmentationJob(

@@ -5,7 +5,6 @@ wrote checkpoints, the exported model and MLflow entries, and a run stopped afte
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 from bundles.checkpoints.loading import read_state_dict
-from tests.test_core_toy_family import _oblique_lps_phantom
+from tests.test_core_toy_family import phantom_train_list
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "samed_lora"
@@ -26,11 +25,7 @@ CONFIGS = ["configs/train.json", str(REPO / "tests/data/tiny_samed.json"), str(R
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ddp_data")
-    image, mask = _oblique_lps_phantom(root)
-    line = {"image": str(image), "mask": str(mask), "legend": {"1": "liver"}, "modality": "ct"}
-    (root / "train.jsonl").write_text(json.dumps(line) + "\n")
-    return root / "train.jsonl"
+    return phantom_train_list(tmp_path_factory.mktemp("ddp_data"))
 
 
 def _torchrun(data: Path, run_dir: Path, max_steps: int) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ import mlflow
 import pytest
 from monai.bundle import run
 
-from tests.test_core_toy_family import _oblique_lps_phantom
+from tests.test_core_toy_family import phantom_train_list
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "samed_lora"
@@ -58,9 +58,7 @@ def mlflow_server(tmp_path):
 
 
 def test_a_training_run_is_read_back_from_the_server(mlflow_server, tmp_path):
-    image, mask = _oblique_lps_phantom(tmp_path)
-    data = tmp_path / "train.jsonl"
-    data.write_text(json.dumps({"image": str(image), "mask": str(mask), "legend": {"1": "liver"}, "modality": "ct"}) + "\n")
+    data = phantom_train_list(tmp_path)
     run(config_file=CONFIGS, bundle_root=str(BUNDLE), train_data=str(data), ckpt_dir=str(tmp_path / "ckpt"), max_steps=2,
         tracking_uri=mlflow_server, run_name="served")
     client = mlflow.tracking.MlflowClient(tracking_uri=mlflow_server)
