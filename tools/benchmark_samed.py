@@ -8,7 +8,9 @@ fifth of the slices hold only air). Each measurement runs in a fresh subprocess,
 (``ru_maxrss``, building the network included) is its own:
 
 - ``samed_official_loop``: SAMed's ``test_single_volume`` as written: one slice at a time in float32, each
-  slice zoomed 512 -> 224 -> 512 (bicubic, scipy), the forward, softmax + argmax; timed on
+  slice zoomed 512 -> 224 -> 512 (bicubic, scipy), the forward, softmax + argmax, with the official image
+  encoder (segment-anything's ``ImageEncoderViT``, as SAMed imports it; installed with the ``test`` extra;
+  without its LoRA, a little less work than SAMed's) in front of our prompt encoder and decoder; timed on
   ``official_slices`` slices and scaled to the volume;
 - ``samed_bundle`` / ``_bf16`` / ``_bf16_skip``: the bundle's predictor on the whole volume (batches of 8
   slices; float32, bfloat16 autocast, and bf16 skipping the air-only slices, ``skip_outside_body``);
@@ -71,9 +73,18 @@ def _measure(mode: str, slices: int, official_slices: int) -> dict:
     net = SAMed.vit_b().eval()
     volume, affine = _volume(slices)
     if mode == "samed_official_loop":
+        from functools import partial
+
         from scipy.ndimage import zoom
+        from segment_anything.modeling import ImageEncoderViT
 
         from bundles.samed.preprocessing import scale_ct
+
+        # SAM ViT-B as segment-anything's build_sam_vit_b makes it, at SAMed's 512 input
+        net.image_encoder = ImageEncoderViT(
+            img_size=512, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4, out_chans=256, qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=14, global_attn_indexes=(2, 5, 8, 11),
+        ).eval()
 
         scaled = scale_ct(torch.from_numpy(volume)).numpy()
         start = time.perf_counter()

@@ -7,7 +7,8 @@ Measurements (random weights; each in a fresh subprocess, so peak RSS is per mea
   nano / fast:    channels_last_3d + bfloat16 autocast + ``inference_mode`` (float32 weights);
   pro / fast:     the same with bfloat16 weights (SAT-Pro's float32 forward needs more than 24 GB);
   nano / end_to_end: a whole synthetic 512x512x200 CT (0.8x0.8x1.5 mm phantom) through the bundle's
-                  inferer (preprocessing, sliding windows, resampling back onto the input grid), fast path.
+                  inferer (preprocessing, sliding windows, resampling back onto the input grid), fast path;
+                  its row also splits the seconds into the inferer's stages (preprocess, network, resample).
 Peak RSS is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the child (includes building the network).
 Prints a Markdown table and writes the rows as JSON.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 import fire
 import torch
 
+from bundles.engines.stage_times import recording
 from bundles.io.atomic import atomic_write_json
 from bundles.networks.sat.sat import SAT
 from bundles.precision import autocast, channels_last, prepare_for_inference
@@ -102,12 +104,13 @@ def _end_to_end(network: SAT, roi: tuple[int, int, int], queries: int, variant: 
     grid = ImageGrid(phantom.image.shape, phantom.affine, source="synthetic 512x512x200 CT")
     inferer = TextPromptedInferer(network, roi, device="cpu", amp=True, bfloat16_weights=variant == "pro", progress=False)
     start = time.perf_counter()
-    masks = inferer(image, grid, torch.randn(queries, network.query_dim), "ct")
+    with recording() as stages:
+        masks = inferer(image, grid, torch.randn(queries, network.query_dim), "ct")
     seconds = time.perf_counter() - start
     return {
         "variant": variant, "mode": "end_to_end", "window": list(roi), "queries": queries, "image": list(grid.shape),
         "seconds": round(seconds, 2), "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "masks": list(masks.shape), "threads": torch.get_num_threads(),
+        "masks": list(masks.shape), "threads": torch.get_num_threads(), "stages_s": {k: round(v, 2) for k, v in stages.items()},
     }
 
 
