@@ -103,12 +103,13 @@ def prepare_cases(
 
 
 class CaseFailures(BundleError):
-    """Some cases of a run failed (the others were written); names how many, the first reason and the list."""
+    """Some cases of a run failed; names how many, how many others were written now, the first reason and
+    the list."""
 
-    def __init__(self, failures: Sequence[tuple[Case, str]], listing: Path, total: int):
+    def __init__(self, failures: Sequence[tuple[Case, str]], listing: Path, total: int, written: int):
         self.failures = list(failures)
         first_case, first_reason = failures[0]
-        others = "; the other cases' outputs were written" if total > len(failures) else ""
+        others = f"; the outputs of the {written} other case(s) were written" if written else ""
         super().__init__(f"{len(failures)} of {total} cases failed (listed in {listing}{others}); first: {first_case.id}: {first_reason}")
 
 
@@ -190,6 +191,9 @@ class SegmentationJob:
         prepared = prepare_cases(self.input_dict, self.prompt_check, self.dicom_seg, self.input_dir)
         share = CaseShare.current(self.shard)
         mine = share.select(prepared)
+        if not mine:
+            logger.warning("no case of the %d falls to this process (shard %d/%d, rank %d of %d)", len(prepared),
+                           share.shard, share.shards, share.rank, share.world)
         rows: list[dict[str, Any]] = []
         records: list[CaseRecord] = []
         desc = "cases" if share.world == 1 else f"rank {share.rank}"
@@ -205,7 +209,8 @@ class SegmentationJob:
         if share.writes_run_files:
             self._write_run_files(records, rows, failures, run_dir, time.perf_counter() - start, share.world)
         if failures:
-            raise CaseFailures([(prepared[r.index][0], r.reason) for r in failures], run_dir / "failures.csv", len(prepared))
+            raise CaseFailures([(prepared[r.index][0], r.reason) for r in failures], run_dir / "failures.csv", len(prepared),
+                               written=sum(r.status == "done" for r in records))
         return rows
 
     def _process(self, read: CaseRead, rank: int, rows: list[dict[str, Any]]) -> CaseRecord:
@@ -257,7 +262,7 @@ class SegmentationJob:
             self._write_failures(failures, run_dir / "failures.csv")
         else:
             (run_dir / "failures.csv").unlink(missing_ok=True)  # an earlier run's, whose cases are now done
-        if len(records) > 1:
+        if len(records) > 1 or self.input_dir:  # a cohort run (a folder, or several cases), not one image
             write_timings(records, run_dir / "timings.csv")
             print(format_summary(records, wall_s, processes))
 
