@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import torch.distributed as dist
 from monai.data import DistributedSampler
 
+from bundles.engines.ranks import gathered, rank_and_world
 from bundles.errors import ConfigurationError
 
 __all__ = ["CaseShare", "parse_shard"]
@@ -56,9 +56,7 @@ class CaseShare:
         """The share of this process: ``shard`` as given, rank and world size from ``torch.distributed`` when
         a process group is initialised (``configs/mgpu_inference.json`` does it), else rank 0 of 1."""
         index, count = parse_shard(shard)
-        if dist.is_available() and dist.is_initialized():
-            return cls(index, count, dist.get_rank(), dist.get_world_size())
-        return cls(index, count)
+        return cls(index, count, *rank_and_world())
 
     @property
     def label(self) -> str:
@@ -84,8 +82,4 @@ class CaseShare:
 
     def gather(self, values: list[Any]) -> list[Any]:
         """Every rank's ``values`` concatenated (rank 0's first), on every rank; ``values`` itself when alone."""
-        if self.world == 1:
-            return list(values)
-        parts: list[list[Any] | None] = [None] * self.world
-        dist.all_gather_object(parts, list(values))
-        return [v for part in parts for v in (part or [])]
+        return [v for part in gathered(list(values)) for v in part]

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from ignite.engine import Engine, Events
 
+from bundles.engines.ranks import gathered, rank_and_world
 from bundles.engines.run_identity import identity_differences
 from bundles.engines.trainer import total_steps
 from bundles.errors import ConfigurationError
@@ -93,7 +93,7 @@ class RunCheckpoint:
     def checkpoint(self, engine: Engine) -> None:
         """Replace ``last.pt`` atomically with the run's state at this step (``per_rank`` objects: a list of
         every rank's state, gathered here on every rank; only a rank with ``save`` writes)."""
-        ranked = {name: _gathered(self.objects[name].state_dict()) for name in self.per_rank if name in self.objects}
+        ranked = {name: gathered(self.objects[name].state_dict()) for name in self.per_rank if name in self.objects}
         if not self.save:
             return
         state: dict[str, Any] = {"step": int(engine.state.iteration), "identity": self.identity,
@@ -124,7 +124,7 @@ class RunCheckpoint:
                 "trained; raise --max_steps to train on, choose a new --ckpt_dir for a new run, or pass "
                 "--reuse_finished True to export its weights again"
             )
-        rank, world = _rank_and_world()
+        rank, world = rank_and_world()
         ranked = state.get("per_rank", {})
         saved_world = len(next(iter(ranked.values()), [None]))
         if ranked and saved_world != world:
@@ -152,18 +152,3 @@ class RunCheckpoint:
         else:
             logger.info("resumed from %s at step %d", self.path, step)
 
-
-def _rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gathered(state: Any) -> list[Any]:
-    """Every rank's ``state``, in rank order (``[state]`` outside torchrun)."""
-    _, world = _rank_and_world()
-    if world == 1:
-        return [state]
-    states: list[Any] = [None] * world
-    dist.all_gather_object(states, state)
-    return states

@@ -44,10 +44,15 @@ class CaseRecord:
         return self.read_s + self.model_s + self.write_s
 
 
+def stage_names(records: Sequence[CaseRecord]) -> list[str]:
+    """The timed stages of ``records``, in the order they first appear."""
+    return list(dict.fromkeys(name for r in records for name in r.stages))
+
+
 def write_timings(records: Sequence[CaseRecord], path: Path) -> Path:
     """``timings.csv``: one row per case, in case-list order, a ``<stage>_s`` column per timed stage (atomic)."""
     names = [f.name for f in fields(CaseRecord) if f.name != "stages"]
-    stages = list(dict.fromkeys(name for r in records for name in r.stages))
+    stages = stage_names(records)
 
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="", encoding="utf-8") as f:
@@ -71,8 +76,7 @@ def format_summary(records: Sequence[CaseRecord], wall_s: float, processes: int)
              f" {processes} process(es), {wall_s:.1f} s wall"]
     if done:
         mean = {k: sum(getattr(r, k) for r in done) / len(done) for k in ("read_s", "model_s", "write_s")}
-        stages = list(dict.fromkeys(name for r in done for name in r.stages))
-        split = "".join(f", {s} {sum(r.stages.get(s, 0.0) for r in done) / len(done):.1f}" for s in stages)
+        split = "".join(f", {s} {sum(r.stages.get(s, 0.0) for r in done) / len(done):.1f}" for s in stage_names(done))
         lines.append(f"per segmented case: {sum(mean.values()):.1f} s (read {mean['read_s']:.1f}, model {mean['model_s']:.1f}"
                      f"{f' [{split[2:]}]' if split else ''}, write {mean['write_s']:.1f});"
                      f" {3600 * len(done) / max(wall_s, 1e-9):.0f} cases per hour")

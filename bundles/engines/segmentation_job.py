@@ -146,6 +146,9 @@ class SegmentationJob:
         provenance: model, weights, configs and date (:func:`bundles.engines.provenance.model_provenance`),
             recorded in every legend, DICOM-SEG and report.
         allow_2d: accept 2D images as one-slice volumes (models that work on slices).
+        cases: the run's cases as :func:`prepare_cases` returns them for these arguments, when the caller made
+            them already (the configs' ``initialize`` does, to refuse bad input before a model loads; a cohort
+            folder is then searched once); ``None``: prepared by :meth:`run`.
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class SegmentationJob:
         input_dir: str | PathLike | None = None,
         shard: str | None = None,
         read_workers: int = 0,
+        cases: Sequence[tuple[Case, Any]] | None = None,
     ):
         self.predictor = predictor
         self.prompt_check = prompt_check
@@ -178,6 +182,7 @@ class SegmentationJob:
         self.input_dir = input_dir or None
         self.shard = shard
         self.read_workers = int(read_workers)
+        self.cases = None if cases is None else list(cases)
 
     def run(self) -> list[dict[str, Any]]:
         """Process this process's cases; return the metric rows of the whole run (empty when no case has a
@@ -188,7 +193,7 @@ class SegmentationJob:
         """
         start = time.perf_counter()
         self._report_columns: dict[str, None] = {}  # the family's extra columns (SAT: region), grouped in the report
-        prepared = prepare_cases(self.input_dict, self.prompt_check, self.dicom_seg, self.input_dir)
+        prepared = self.cases if self.cases is not None else prepare_cases(self.input_dict, self.prompt_check, self.dicom_seg, self.input_dir)
         share = CaseShare.current(self.shard)
         mine = share.select(prepared)
         if not mine:

@@ -21,14 +21,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from ignite.engine import Engine
 from monai.engines import SupervisedTrainer
 from torch import nn
 
+from bundles.engines.ranks import in_process_group
 from bundles.precision import autocast, resolve_device
 
-__all__ = ["LossTrainer", "warmup_cosine", "warmup_poly", "is_rank0", "total_steps"]
+__all__ = ["LossTrainer", "warmup_cosine", "warmup_poly", "total_steps"]
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
@@ -55,11 +55,6 @@ def warmup_poly(warmup_steps: int, decay_steps: int, power: float = 0.9):
         return max(0.0, 1.0 - (step - warmup_steps) / max(decay_steps, 1)) ** power
 
     return factor
-
-
-def is_rank0() -> bool:
-    """True outside ``torchrun`` and on rank 0 of a process group."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def total_steps(engine: Engine) -> int:
@@ -107,7 +102,7 @@ class LossTrainer(SupervisedTrainer):
         device = resolve_device(device)
         self.module = network.to(device)
         train_network: nn.Module = self.module
-        if dist.is_available() and dist.is_initialized():
+        if in_process_group():
             ids = [device.index] if device.type == "cuda" else None
             train_network = nn.parallel.DistributedDataParallel(self.module, device_ids=ids, find_unused_parameters=True)
         self.use_amp = amp
