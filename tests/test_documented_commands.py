@@ -11,7 +11,8 @@ keeps the repository clean:
   ``--max_steps 2`` (text pretraining ``--steps 2``), runs log to a temporary MLflow store.
 
 Blocks after ``<!-- needs: official weights -->`` are not run (they need files we cannot ship); the
-``pip install``/``main_job`` command 1 and ``bash .ci/run`` are what CI itself runs.
+``pip install``/``main_job`` command 1 and ``bash .ci/run`` are what CI itself runs, and the server that
+``python -m tools.serve`` starts is tested live by ``tests/test_monailabel_server.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ TINY_SAM_MED3D = str(REPO / "tests" / "data" / "tiny_sam_med3d.json")
 TINY_BY_BUNDLE = {"sam_med3d": TINY_SAM_MED3D, "samed_lora": str(REPO / "tests/data/tiny_samed.json"),
                   "sam_unet": str(REPO / "tests/data/tiny_sam_unet.json")}
 RUNNABLE = ("python -m monai.bundle", "medseg ", "torchrun ", "python -m tools.", "python -c ")
-NOT_RUN_HERE = ("python -m tools.main_job", "python -m pip", "bash .ci/run", "mlflow ")
+#: CI itself runs command 1 and .ci/run; the server command runs live in tests/test_monailabel_server.py
+NOT_RUN_HERE = ("python -m tools.main_job", "python -m pip", "bash .ci/run", "mlflow ", "python -m tools.serve")
 SKIP_MARK = "<!-- needs: official weights -->"
 
 

@@ -85,6 +85,7 @@ class ClickSession:
         self.network = prepare_for_inference(network, self.device)
         self.amp = amp
         self.spacing = spacing
+        self.keep_largest_component = keep_largest_component
         self.to_grid = MasksOnGrid(threshold=0.5, keep_largest_component=keep_largest_component)
         self.cached_windows = cached_windows
         self.size = network.img_size
@@ -95,6 +96,12 @@ class ClickSession:
         self._embeddings: OrderedDict[tuple[int, int, int], torch.Tensor] = OrderedDict()
         self._objects: dict[str, _Object] = {}
         self.encodings = 0  # image-encoder runs since set_image (what caching saves)
+
+    def fresh(self) -> ClickSession:
+        """A new session on the same network (not copied) and settings, with no image and no clicks: one
+        per client of a server."""
+        return ClickSession(self.network, device=self.device, amp=self.amp, spacing=self.spacing,
+                            keep_largest_component=self.keep_largest_component, cached_windows=self.cached_windows)
 
     # -- image ---------------------------------------------------------------------------------------
     def set_image(self, image: torch.Tensor | np.ndarray, grid: ImageGrid, modality: str | None = None) -> None:

@@ -1,0 +1,44 @@
+"""SAT in MONAI Label: text prompts per request, as OHIF's class picker or any client sends them.
+
+``label_prompt``: indices into the task's ``labels`` (SAT's vocabulary, CT terms first, then MR and PET
+terms, numbered from 1), as OHIF v3 sends them; ``prompts``: free vocabulary terms or their synonyms
+(``["liver", "IVC"]``); ``modality``: ``ct`` (default), ``mri`` or ``pet``. Unknown terms or indices are
+refused by SAT's own prompt check (422).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bundles.errors import PromptError
+from bundles.io.modality import MODALITIES
+from bundles.serving import request_values
+from bundles.serving.infer_task import CaseInfer
+from bundles.serving.served_bundle import ServedBundle
+
+__all__ = ["TextInfer", "infer_task"]
+
+
+class TextInfer(CaseInfer):
+    """SAT's MONAI Label task: ``labels`` is the vocabulary (name -> index from 1)."""
+
+    def __init__(self, served: ServedBundle):
+        vocabulary = served.value("vocabulary")
+        names = list(dict.fromkeys(t for m in MODALITIES for t in vocabulary.terms(m)))
+        super().__init__(served, type="segmentation", labels={name: i + 1 for i, name in enumerate(names)}, dimension=3,
+                         description=f"{served.bundle}: text-prompted segmentation of {len(names)} structures (CT, MR, PET)")
+        self.by_index = {i + 1: name for i, name in enumerate(names)}
+
+    def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        prompts = request_values.strings(request, "prompts")
+        for index in request_values.indices(request, "label_prompt"):
+            if index not in self.by_index:
+                raise PromptError(f"label_prompt {index} is not an index of this model's labels (1 .. {len(self.by_index)})")
+            prompts.append(self.by_index[index])
+        modality = request_values.strings(request, "modality") or ["ct"]
+        return {"prompts": prompts, "modality": modality[0]}
+
+
+def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> TextInfer:
+    return TextInfer(served)

@@ -1,0 +1,87 @@
+"""Reading the values of a MONAI Label request as data: strings, integer voxel indices, 0/1 labels.
+
+What the clients send (MONAI Label 0.8.5 plugins): 3D Slicer sends ``foreground`` / ``background`` lists of
+voxel indices ``[[i, j, k], ...]`` of the original image and ``label`` (the segment's name); OHIF v3 sends
+``points`` with ``point_labels`` (1 foreground, 0 background) and ``label_prompt`` (indices into the
+model's ``labels``). Anything else in a value (an object, a ``$`` expression, a float where an index is
+due) is refused with :class:`bundles.errors.PromptError` naming the request key; the server answers 422.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bundles.errors import PromptError
+
+__all__ = ["strings", "voxels", "point_labels", "indices", "clicks", "Click"]
+
+Click = tuple[tuple[int, int, int], bool]
+"""A click: voxel indices of the original image and whether it is a foreground click."""
+
+
+def _listed(request: Mapping[str, Any], key: str) -> list[Any]:
+    value = request.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PromptError(f"request value {key!r} must be a list, got {type(value).__name__} {str(value)[:80]!r}")
+    return value
+
+
+def strings(request: Mapping[str, Any], key: str) -> list[str]:
+    """``request[key]`` as a list of strings (a single string is a list of one; absent: ``[]``)."""
+    value = request.get(key)
+    values = [value] if isinstance(value, str) else _listed(request, key)
+    if not all(isinstance(v, str) for v in values):
+        raise PromptError(f"request value {key!r} must hold text only, got {str(value)[:80]!r}")
+    return values
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def voxels(request: Mapping[str, Any], key: str, dims: int = 3) -> list[list[int]]:
+    """``request[key]`` as voxel indices ``[[i, j, k], ...]`` (``dims`` integers each; absent: ``[]``)."""
+    values = _listed(request, key)
+    for v in values:
+        if not (isinstance(v, list) and len(v) == dims and all(_integer(c) for c in v)):
+            raise PromptError(f"request value {key!r} must be a list of voxel indices, {dims} integers each, got {str(v)[:80]!r}")
+    return [list(v) for v in values]
+
+
+def point_labels(request: Mapping[str, Any], key: str = "point_labels") -> list[int]:
+    """``request[key]`` as click labels, each 1 (foreground) or 0 (background)."""
+    values = _listed(request, key)
+    if not all(_integer(v) and v in (0, 1) for v in values):
+        raise PromptError(f"request value {key!r} must hold 1 (foreground) or 0 (background) per point, got {str(values)[:80]!r}")
+    return list(values)
+
+
+def indices(request: Mapping[str, Any], key: str) -> list[int]:
+    """``request[key]`` as a list of integers (a single integer is a list of one)."""
+    value = request.get(key)
+    values = [value] if _integer(value) else _listed(request, key)
+    if not all(_integer(v) for v in values):
+        raise PromptError(f"request value {key!r} must hold integer indices, got {str(value)[:80]!r}")
+    return list(values)
+
+
+def clicks(request: Mapping[str, Any]) -> list[Click]:
+    """Every click of the request, in order: OHIF's ``points`` with ``point_labels``, then Slicer's
+    ``foreground`` and ``background`` lists.
+
+    Raises:
+        PromptError: no clicks, malformed voxel indices, labels other than 0/1, or points and labels of
+            different lengths.
+    """
+    points, labels = voxels(request, "points"), point_labels(request)
+    if len(points) != len(labels):
+        raise PromptError(f"{len(points)} points but {len(labels)} point_labels; give one label (1 or 0) per point")
+    found = [(tuple(p), bool(label)) for p, label in zip(points, labels)]
+    found += [(tuple(p), True) for p in voxels(request, "foreground")]
+    found += [(tuple(p), False) for p in voxels(request, "background")]
+    if not found:
+        raise PromptError("no clicks: send 'foreground' / 'background' voxel lists [[i, j, k], ...] or 'points' with 'point_labels'")
+    return found  # type: ignore[return-value]

@@ -1,0 +1,75 @@
+"""Serve the bundles to 3D Slicer and OHIF with MONAI Label (install the ``serve`` extra first).
+
+    python -m tools.serve --studies scans/                              # every bundle with weights in its models/
+    python -m tools.serve --studies scans/ --models sat_nano,sam_med3d --device cuda:0
+    python -m tools.serve --studies scans/ --models sam_med3d --model_dirs "{'sam_med3d': 'runs/sam_med3d/model'}"
+
+It runs ``python -m monailabel.main start_server --app deploy/monailabel`` with the options below as
+``--conf`` values (see ``bundles/serving/app.py``). The server binds to 127.0.0.1, so only this machine
+reaches it; give ``--host 0.0.0.0`` only behind MONAI Label's authentication (see README "Serving").
+Nothing is downloaded: the app serves the repository's bundles with the weights you put in place.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import fire
+
+from bundles.bundle_configs import BUNDLES
+from bundles.errors import ConfigurationError
+
+APP = Path(__file__).resolve().parents[1] / "deploy" / "monailabel"
+
+
+def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str = "127.0.0.1", port: int = 8000,
+          device: str = "auto", model_dirs: dict[str, str] | None = None, max_sessions: int = 4,
+          session_idle_seconds: float = 600, runs_dir: str | None = None, tracking_uri: str | None = None,
+          train_steps: int = 200, dryrun: bool = False) -> None:
+    """Start a MONAI Label server for the bundles.
+
+    Args:
+        studies: folder of images (NIfTI, NRRD, or DICOM series) that annotators open; labels are saved
+            beneath it (``labels/final``), as MONAI Label's local datastore does.
+        models: bundles to serve, comma-separated (``sat_nano,sam_med3d``); default: every bundle of
+            sat_nano, sat_pro, sam_med3d, samed_lora, sam_unet whose weights are in its ``models/``.
+        host: address to bind; 127.0.0.1 (this machine only) unless you put authentication in front.
+        port: port to listen on.
+        device: auto (CUDA when present, else CPU), cpu or cuda:N.
+        model_dirs: bundle -> weights folder, for models not in the bundle's ``models/`` (a trained model's
+            ``model/`` folder, which carries its settings in ``training.json``).
+        max_sessions: click sessions kept per interactive model (SAM-Med3D); each holds one image on the
+            model grid and its window embeddings.
+        session_idle_seconds: a click session unused this long is dropped.
+        runs_dir: where /train runs write checkpoints, models and MLflow (default deploy/monailabel/runs).
+        tracking_uri: an MLflow tracking server for /train runs (http://host:port); default SQLite per run.
+        train_steps: training steps of a /train request that gives no max_steps.
+        dryrun: print the MONAI Label command instead of starting it.
+    """
+    if importlib.util.find_spec("monailabel") is None:
+        raise ConfigurationError('the MONAI Label server needs monailabel, which is not installed: pip install -e ".[serve]" (from the repository root)')
+    if isinstance(models, (list, tuple)):
+        models = ",".join(models)
+    unknown = set((model_dirs or {})) - set(BUNDLES)
+    if unknown:
+        raise ConfigurationError(f"--model_dirs: unknown bundle(s) {', '.join(sorted(unknown))}; choose from {', '.join(BUNDLES)}")
+    if not Path(studies).is_dir():
+        raise ConfigurationError(f"{studies}: --studies must be a folder of images")
+    conf = {"models": models, "device": device, "max_sessions": max_sessions, "session_idle_seconds": session_idle_seconds,
+            "runs_dir": runs_dir, "tracking_uri": tracking_uri, "train_steps": train_steps}
+    conf.update({f"{b}_model_dir": str(Path(d).resolve()) for b, d in (model_dirs or {}).items()})
+    command = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(APP), "--studies", str(Path(studies).resolve()),
+               "--host", host, "--port", str(port)]
+    for key, value in conf.items():
+        if value is not None:
+            command += ["--conf", key, str(value)]
+    print(" ".join(command), flush=True)
+    if not dryrun:
+        os.execv(sys.executable, command)
+
+
+if __name__ == "__main__":
+    fire.Fire(serve)
