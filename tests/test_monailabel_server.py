@@ -267,3 +267,14 @@ def test_train_runs_the_bundle_training_on_the_datastore_labels_for_one_step(ser
     assert (Path(result["model_dir"]) / "model.pt").is_file() and (Path(result["run_dir"]) / "mlruns.db").is_file()
     refused = requests.post(f"{server['url']}/train/sat_nano", params={"run_sync": "true"}, json={"max_steps": "$1"}, timeout=60)
     assert refused.status_code == 422 and "max_steps" in refused.text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--models", "sat_nan"], "unknown bundle(s) sat_nan"),
+    (["--models", "sam_med3d", "--model_dirs", "{'sam_med3d': '/nonexistent'}"], "missing model files: /nonexistent/model.pt"),
+])
+def test_the_server_command_refuses_bad_options_in_one_line_before_starting(tmp_path, args, message):
+    done = subprocess.run([sys.executable, "-m", "tools.serve", "--studies", str(tmp_path), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-1500:]
+    assert "monailabel.main" not in done.stdout  # nothing was started

@@ -91,3 +91,40 @@ def test_keep_largest_component_drops_the_smaller_blob():
     assert both[32, 32, 7] and both[10, 10, 7]
     assert largest[10, 10, 7] and not largest[32, 32, 7]
     assert largest.sum() < both.sum()
+
+
+def test_windows_of_air_only_are_skipped_and_the_masks_stay_the_same():
+    """A small body in a large field of air (no foreground crop): windows holding only air (< -500 HU) are
+    not run, and the masks equal those of running every window."""
+    shape = (96, 96, 40)
+    volume = np.full(shape, -1000.0, dtype=np.float32)
+    volume[4:30, 6:34, 2:18] = 40.0
+    volume[10:20, 12:24, 6:12] = 900.0
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
+    grid = ImageGrid(shape, affine, source="body in air")
+    kwargs = dict(roi_size=(32, 32, 32), spacing=(1.0, 1.0, 2.0), crop_foreground=False, device="cpu", amp=False, progress=False)
+    every, skipping = (TextPromptedInferer(BrightVoxels(), skip_air_windows=flag, **kwargs) for flag in (False, True))
+    all_windows = every(image, grid, torch.zeros(2, 768), "ct")
+    fewer = skipping(image, grid, torch.zeros(2, 768), "ct")
+
+    assert every.windows_skipped == 0 and skipping.windows_skipped > skipping.windows_run > 0
+    assert skipping.windows_run + skipping.windows_skipped == every.windows_run
+    assert all_windows[0].any() and np.array_equal(all_windows, fewer)
+
+
+def test_resampling_all_classes_in_one_call_gives_the_masks_of_one_call_per_class(monkeypatch):
+    """``MasksOnGrid`` resamples as many classes per call as ``RESAMPLE_VOXELS`` allows; the masks do not
+    depend on how the classes are grouped."""
+    from bundles.inferers import on_grid
+
+    rng = np.random.default_rng(0)
+    probabilities = torch.from_numpy(rng.random((5, 20, 18, 10), dtype=np.float32))
+    source = np.eye(4)
+    source[:3, :3] = _rotation_z(15) @ np.diag([1.5, 1.5, 3.0])
+    grid = ImageGrid((40, 36, 25), np.diag([-0.8, -0.8, 1.25, 1.0]) + np.array([[0, 0, 0, 20.0], [0, 0, 0, 14.0], [0] * 4, [0] * 4]),
+                     source="LPS target")
+    together = on_grid.MasksOnGrid()(probabilities, source, grid)
+    monkeypatch.setattr(on_grid, "RESAMPLE_VOXELS", 1)
+    one_by_one = on_grid.MasksOnGrid()(probabilities, source, grid)
+    assert together.any() and not together.all() and np.array_equal(together, one_by_one)

@@ -20,7 +20,7 @@ from pathlib import Path
 import fire
 
 from bundles.bundle_configs import BUNDLES
-from bundles.errors import ConfigurationError
+from bundles.errors import ConfigurationError, install_excepthook
 
 APP = Path(__file__).resolve().parents[1] / "deploy" / "monailabel"
 
@@ -49,6 +49,7 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
         train_steps: training steps of a /train request that gives no max_steps.
         dryrun: print the MONAI Label command instead of starting it.
     """
+    install_excepthook()
     if importlib.util.find_spec("monailabel") is None:
         raise ConfigurationError('the MONAI Label server needs monailabel, which is not installed: pip install -e ".[serve]" (from the repository root)')
     if isinstance(models, (list, tuple)):
@@ -58,9 +59,17 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
         raise ConfigurationError(f"--model_dirs: unknown bundle(s) {', '.join(sorted(unknown))}; choose from {', '.join(BUNDLES)}")
     if not Path(studies).is_dir():
         raise ConfigurationError(f"{studies}: --studies must be a folder of images")
+    from bundles.serving.app import model_dir_of, served_models
+    from bundles.serving.served_bundle import ServedBundle
+
     conf = {"models": models, "device": device, "max_sessions": max_sessions, "session_idle_seconds": session_idle_seconds,
             "runs_dir": runs_dir, "tracking_uri": tracking_uri, "train_steps": train_steps}
     conf.update({f"{b}_model_dir": str(Path(d).resolve()) for b, d in (model_dirs or {}).items()})
+    chosen = served_models({k: str(v) for k, v in conf.items() if v is not None})
+    if not chosen:
+        raise ConfigurationError("no bundle has weights in its models/ folder; name the bundles with --models and their weights with --model_dirs")
+    for bundle in chosen:  # every weights file checked now, not at the first request
+        ServedBundle(bundle, model_dir_of(bundle, conf), device).check_weights()
     command = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(APP), "--studies", str(Path(studies).resolve()),
                "--host", host, "--port", str(port)]
     for key, value in conf.items():

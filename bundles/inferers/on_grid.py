@@ -18,6 +18,10 @@ from bundles.io.resample import resample_to_grid
 
 __all__ = ["MasksOnGrid", "footprint"]
 
+RESAMPLE_VOXELS = 2**27
+"""Destination voxels resampled per call, over all channels of the call (float64 inside MONAI's resampler:
+1 GiB); a call computes the sampling grid once for all its channels."""
+
 
 class MasksOnGrid:
     """Probabilities ``(K, x, y, z)`` on a grid with affine ``affine`` -> bool masks ``(K, *grid.shape)``.
@@ -49,11 +53,14 @@ class MasksOnGrid:
             return masks
         sub_affine = sub_grid_affine(grid.affine, [s.start for s in box])
         sub_shape = tuple(s.stop - s.start for s in box)
-        for k in range(probabilities.shape[0]):
-            on_grid = resample_to_grid(probabilities[k : k + 1], affine, (sub_affine, sub_shape), mode="bilinear")
-            masks[(k, *box)] = np.asarray(on_grid[0] > self.threshold)
-            if self.keep_largest_component and bool(masks[k].any()):
-                masks[k] = np.asarray(get_largest_connected_component_mask(torch.from_numpy(masks[k])))
+        step = max(1, RESAMPLE_VOXELS // int(np.prod(sub_shape)))
+        for k in range(0, probabilities.shape[0], step):
+            on_grid = resample_to_grid(probabilities[k : k + step], affine, (sub_affine, sub_shape), mode="bilinear")
+            masks[(slice(k, k + step), *box)] = np.asarray(on_grid > self.threshold)
+        if self.keep_largest_component:
+            for k in range(masks.shape[0]):
+                if masks[k].any():
+                    masks[k] = np.asarray(get_largest_connected_component_mask(torch.from_numpy(masks[k])))
         return masks
 
 

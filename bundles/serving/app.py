@@ -29,7 +29,7 @@ from bundles.errors import ConfigurationError
 from bundles.serving.served_bundle import ServedBundle
 from bundles.serving.train_task import BundleTrain
 
-__all__ = ["BundlesApp", "SERVED"]
+__all__ = ["BundlesApp", "SERVED", "served_models", "model_dir_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ SERVED = {
 }
 
 
-def _model_dir(bundle: str, conf: dict[str, str]) -> Path:
+def model_dir_of(bundle: str, conf: dict[str, str]) -> Path:
+    """The weights folder of ``bundle``: ``--conf <bundle>_model_dir``, else the bundle's ``models/``."""
     return Path(conf.get(f"{bundle}_model_dir") or bundle_dir(bundle) / "models")
 
 
@@ -57,9 +58,9 @@ def served_models(conf: dict[str, str]) -> list[str]:
         names = [n.strip() for n in conf["models"].split(",") if n.strip()]
         unknown = [n for n in names if n not in SERVED]
         if unknown:
-            raise ConfigurationError(f"--conf models: unknown bundle(s) {', '.join(unknown)}; choose from {', '.join(SERVED)}")
+            raise ConfigurationError(f"models: unknown bundle(s) {', '.join(unknown)}; choose from {', '.join(SERVED)}")
         return names
-    return [b for b in SERVED if (_model_dir(b, conf) / "model.pt").is_file()]
+    return [b for b in SERVED if (model_dir_of(b, conf) / "model.pt").is_file()]
 
 
 class BundlesApp(MONAILabelApp):
@@ -74,7 +75,7 @@ class BundlesApp(MONAILabelApp):
         device = self.conf.get("device", "auto")
         tasks = {}
         for bundle in self.models:
-            served = ServedBundle(bundle, _model_dir(bundle, self.conf), device)
+            served = ServedBundle(bundle, model_dir_of(bundle, self.conf), device)
             tasks[bundle] = importlib.import_module(SERVED[bundle]).infer_task(served, self.conf)
             logger.info("serving %s from %s", bundle, served.model_dir)
         return tasks
@@ -82,7 +83,7 @@ class BundlesApp(MONAILabelApp):
     def init_trainers(self) -> dict[str, TrainTask]:
         runs = Path(self.conf.get("runs_dir") or Path(self.app_dir) / "runs")
         steps = int(self.conf.get("train_steps", 200))
-        return {b: BundleTrain(b, _model_dir(b, self.conf), runs, self.conf.get("tracking_uri") or None, steps) for b in self.models}
+        return {b: BundleTrain(b, model_dir_of(b, self.conf), runs, self.conf.get("tracking_uri") or None, steps) for b in self.models}
 
     def infer(self, request: dict[str, Any], datastore=None) -> dict[str, Any]:
         """MONAI Label's infer, with 404 naming the served models for an unknown one."""

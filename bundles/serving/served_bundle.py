@@ -43,11 +43,15 @@ class ServedBundle:
         """A plain value of the parsed configs (``img_size``, ``class_names``, ...)."""
         return self.parser.get_parsed_content(key)
 
+    def check_weights(self) -> None:
+        """Raises CheckpointError naming every missing weights file and how to get them (nothing is loaded)."""
+        check_model_files(self.value("model_files"), self.value("model_dir"), self.value("how_to_get_weights"))
+
     def component(self, key: str) -> Any:
         """A component of the configs (``prompt_check``, ``predictor``, ``session``), built once; the weights
         are checked before the first one is built."""
         with self._lock:
             if not self._checked:
-                check_model_files(self.value("model_files"), self.value("model_dir"), self.value("how_to_get_weights"))
+                self.check_weights()
                 self._checked = True
             return self.parser.get_parsed_content(key)
