@@ -20,7 +20,7 @@ from pathlib import Path
 import fire
 
 from bundles.bundle_configs import BUNDLES
-from bundles.errors import ConfigurationError, install_excepthook
+from bundles.errors import CheckpointError, ConfigurationError, install_excepthook
 
 APP = Path(__file__).resolve().parents[1] / "deploy" / "monailabel"
 
@@ -33,7 +33,7 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
 
     Args:
         studies: folder of images (NIfTI, NRRD, or DICOM series) that annotators open; labels are saved
-            beneath it (``labels/final``), as MONAI Label's local datastore does.
+            beneath it (``labels/final``), as MONAI Label's local datastore does. Give it as --studies.
         models: bundles to serve, comma-separated (``sat_nano,sam_med3d``); default: every bundle of
             sat_nano, sat_pro, sam_med3d, samed_lora, sam_unet whose weights are in its ``models/``.
         host: address to bind; 127.0.0.1 (this machine only) unless you put authentication in front.
@@ -41,8 +41,8 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
         device: auto (CUDA when present, else CPU), cpu or cuda:N.
         model_dirs: bundle -> weights folder, for models not in the bundle's ``models/`` (a trained model's
             ``model/`` folder, which carries its settings in ``training.json``).
-        max_sessions: click sessions kept per interactive model (SAM-Med3D); each holds one image on the
-            model grid and its window embeddings.
+        max_sessions: click sessions kept by SAM-Med3D (one per client and image; each holds the image on the
+            model grid and its window embeddings); SAM-UNet and the others keep none.
         session_idle_seconds: a click session unused this long is dropped.
         runs_dir: where /train runs write checkpoints, models and MLflow (default deploy/monailabel/runs).
         tracking_uri: an MLflow tracking server for /train runs (http://host:port); default SQLite per run.
@@ -69,7 +69,10 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
     if not chosen:
         raise ConfigurationError("no bundle has weights in its models/ folder; name the bundles with --models and their weights with --model_dirs")
     for bundle in chosen:  # every weights file checked now, not at the first request
-        ServedBundle(bundle, model_dir_of(bundle, conf), device).check_weights()
+        try:
+            ServedBundle(bundle, model_dir_of(bundle, conf), device).check_weights()
+        except CheckpointError as e:
+            raise CheckpointError(f"{e} (here: --model_dirs \"{{'{bundle}': '<folder with model.pt>'}}\")") from e
     command = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(APP), "--studies", str(Path(studies).resolve()),
                "--host", host, "--port", str(port)]
     for key, value in conf.items():

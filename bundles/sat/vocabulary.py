@@ -193,7 +193,8 @@ class SATVocabulary:
         if close:
             message += f"; did you mean: {', '.join(repr(c) for c in close)}?"
         elif self._names[modality]:
-            message += f"; see SATVocabulary.terms({modality!r}) for the {len(self._names[modality])} valid terms"
+            message += (f"; it has {len(self._names[modality])} {modality} terms, listed by SATVocabulary.terms({modality!r}) (or a MONAI Label"
+                        " server's /info labels)")
         return message
 
     def _segment(self, text: str, modality: str) -> list[str] | None:
