@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import bundles
 from bundles.checkpoints.model_card import CARD_NAME, model_overlays, read_model_card
 from bundles.errors import ConfigurationError
 
-__all__ = ["BUNDLES", "bundle_dir", "inference_configs", "run_inference", "parse_inference"]
+__all__ = ["BUNDLES", "bundle_dir", "model_overlay_files", "inference_configs", "run_command", "run_inference", "parse_inference"]
 
 #: The bundle folders this package drives (beside the package in the repository).
 BUNDLES = ("sat_nano", "sat_pro", "sam_med3d", "samed_lora", "sam_unet")
@@ -39,20 +39,39 @@ def bundle_dir(bundle: str) -> Path:
     return folder
 
 
+def model_overlay_files(bundle: str, model_dir: str | PathLike | None) -> list[str]:
+    """The overlays recorded in ``<model_dir>/training.json`` (the settings a model was trained with), as
+    paths: relative ones are in the bundle's folder. ``[]`` without a model card.
+
+    Raises:
+        ConfigurationError: the model card names a config that is not there.
+    """
+    root = bundle_dir(bundle)
+    files = []
+    for name in model_overlays(read_model_card(model_dir) if model_dir is not None else None):
+        path = Path(name) if Path(name).is_absolute() else root / name
+        if not path.is_file():
+            raise ConfigurationError(f"{Path(model_dir) / CARD_NAME}: names the config {name}, which is not in {root}")
+        files.append(str(path))
+    return files
+
+
 def inference_configs(bundle: str, model_dir: str | PathLike | None) -> list[str]:
     """``configs/inference.json`` of ``bundle`` plus the overlays recorded in ``<model_dir>/training.json``.
 
     Raises:
         ConfigurationError: the model card names a config that is not in the bundle.
     """
-    root = bundle_dir(bundle)
-    configs = [str(root / "configs" / "inference.json")]
-    for name in model_overlays(read_model_card(model_dir) if model_dir is not None else None):
-        path = Path(name) if Path(name).is_absolute() else root / name
-        if not path.is_file():
-            raise ConfigurationError(f"{Path(model_dir) / CARD_NAME}: names the config {name}, which is not in {root}")
-        configs.append(str(path))
-    return configs
+    return [str(bundle_dir(bundle) / "configs" / "inference.json"), *model_overlay_files(bundle, model_dir)]
+
+
+def run_command(configs: Sequence[str], overrides: Mapping[str, Any]) -> list[str]:
+    """The command line ``python -m monai.bundle run`` of ``configs`` with ``--key value`` overrides (strings
+    as they are, other values as Python literals, which MONAI's command line parses back)."""
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(list(configs))]
+    for key, value in overrides.items():
+        command += [f"--{key}", value if isinstance(value, str) else repr(value)]
+    return command
 
 
 def _parsed(bundle: str, model_dir: str | PathLike | None, settings: Mapping[str, Any]):

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bundles.bundle_configs import run_command
 
 
 def bundle_run(bundle: Path, configs: list[str], overrides: dict[str, object]) -> float:
     """Run the bundle at ``bundle`` with ``configs`` (relative to it) and ``--key value`` overrides; return
     the seconds it took. A failure ends the calling tool with the bundle's exit status named."""
-    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs)]
-    for key, value in overrides.items():
-        command += [f"--{key}", value if isinstance(value, str) else repr(value)]
+    command = run_command(configs, overrides)
     shown = " ".join(f'"{c}"' if (" " in c or "{" in c or "[" in c) else c for c in command[1:])
     print(f"\n$ cd {bundle.name} && python {shown}", flush=True)
     start = time.perf_counter()

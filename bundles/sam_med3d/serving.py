@@ -60,9 +60,9 @@ class ClickInfer(InferTask):
             started = time.perf_counter()
             image = image_of(request)
             clicks = request_values.clicks(request)
-            obj = (request_values.strings(request, "label") or ["object"])[0]
-            client = (request_values.strings(request, "client_id") or ["default"])[0]
-            modality = (request_values.strings(request, "modality") or ["ct"])[0]
+            obj = request_values.text(request, "label", "object")
+            client = request_values.text(request, "client_id", "default")
+            modality = request_values.text(request, "modality", "ct")
             stat = os.stat(image)
             pooled = self.pool.get((client, os.path.realpath(image), stat.st_mtime_ns, modality))
             with pooled.lock, self.served.model_lock:

@@ -24,7 +24,7 @@ class BoxInfer(CaseInfer):
                          description="SAM-UNet: draw a box (request value 'box') or click inside / outside an object, slice by slice")
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        name = (request_values.strings(request, "label") or ["object"])[0]
+        name = request_values.text(request, "label", "object")
         obj: dict[str, Any] = {"name": name}
         boxes = request_values.voxels({"box": [request["box"]]} if "box" in request else {}, "box", dims=6)
         if boxes:

@@ -36,8 +36,7 @@ class TextInfer(CaseInfer):
             if index not in self.by_index:
                 raise PromptError(f"label_prompt {index} is not an index of this model's labels (1 .. {len(self.by_index)})")
             prompts.append(self.by_index[index])
-        modality = request_values.strings(request, "modality") or ["ct"]
-        return {"prompts": prompts, "modality": modality[0]}
+        return {"prompts": prompts, "modality": request_values.text(request, "modality", "ct")}
 
 
 def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> TextInfer:

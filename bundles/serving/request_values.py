@@ -14,7 +14,7 @@ from typing import Any
 
 from bundles.errors import PromptError
 
-__all__ = ["strings", "voxels", "point_labels", "indices", "clicks", "Click"]
+__all__ = ["strings", "text", "voxels", "point_labels", "indices", "clicks", "Click"]
 
 Click = tuple[tuple[int, int, int], bool]
 """A click: voxel indices of the original image and whether it is a foreground click."""
@@ -36,6 +36,11 @@ def strings(request: Mapping[str, Any], key: str) -> list[str]:
     if not all(isinstance(v, str) for v in values):
         raise PromptError(f"request value {key!r} must hold text only, got {str(value)[:80]!r}")
     return values
+
+
+def text(request: Mapping[str, Any], key: str, default: str) -> str:
+    """The first string of ``request[key]`` (see :func:`strings`), or ``default`` when absent or empty."""
+    return (strings(request, key) or [default])[0]
 
 
 def _integer(value: Any) -> bool:

@@ -17,7 +17,6 @@ import json
 import logging
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,10 +26,10 @@ from fastapi import HTTPException
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from monailabel.interfaces.tasks.train import TrainTask
 
-from bundles.bundle_configs import bundle_dir
-from bundles.checkpoints.model_card import model_overlays, read_model_card
+from bundles.bundle_configs import bundle_dir, model_overlay_files, run_command
 from bundles.engines.tracking import sqlite_uri
 from bundles.io.modality import MODALITIES
+from bundles.serving.infer_task import http_errors
 
 __all__ = ["BundleTrain", "legend_of", "training_cases"]
 
@@ -108,8 +107,8 @@ class BundleTrain(TrainTask):
         run.mkdir(parents=True, exist_ok=True)
         (run / "train.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
         root = bundle_dir(self.bundle)
-        configs = [str(root / "configs" / "train.json")]
-        configs += [n if Path(n).is_absolute() else str(root / n) for n in model_overlays(read_model_card(self.model_dir) if self.model_dir else None)]
+        with http_errors(self.bundle):
+            configs = [str(root / "configs" / "train.json"), *model_overlay_files(self.bundle, self.model_dir)]
         overrides: dict[str, Any] = {"bundle_root": str(root), "train_data": str(run / "train.jsonl"), "ckpt_dir": str(run),
                                      "max_steps": max_steps, "device": device, "progress": False,
                                      "tracking_uri": self.tracking_uri or sqlite_uri(str(run / "mlruns.db"))}
@@ -117,9 +116,7 @@ class BundleTrain(TrainTask):
             overrides.update(model_dir=str(self.model_dir), load_pretrained=True)
         if learning_rate is not None:
             overrides["learning_rate"] = learning_rate
-        command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", json.dumps(configs)]
-        for key, value in overrides.items():
-            command += [f"--{key}", value if isinstance(value, str) else repr(value)]
+        command = run_command(configs, overrides)
         logger.info("training %s on %d case(s): %s", self.bundle, len(cases), " ".join(command))
         started = time.perf_counter()
         done = subprocess.run(command, cwd=root, capture_output=True, text=True)
