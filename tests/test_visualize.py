@@ -61,3 +61,13 @@ def test_figure_is_a_png_with_contours_where_the_mask_is(tmp_path):
     assert changed.sum() > 50
     blue = (drawn[..., 2] > 0.5) & (drawn[..., 0] < 0.4)  # contour colour C0 (blue)
     assert (blue & changed).sum() > 20
+
+
+def test_an_organ_keeps_its_colour_when_another_is_empty(tmp_path):
+    grid = _grids()[1]
+    image, mask = _world_scene(grid.affine)
+    pred = np.stack([np.zeros(SHAPE, bool), mask])  # 'spleen' empty, 'liver' present
+    drawn = imread(save_overlay_figure(image, grid, pred, None, ["spleen", "liver"], tmp_path / "fig.png"))[..., :3]
+    orange = (drawn[..., 0] > 0.9) & (drawn[..., 1] > 0.35) & (drawn[..., 1] < 0.65) & (drawn[..., 2] < 0.25)  # C1
+    blue = (drawn[..., 2] > 0.5) & (drawn[..., 0] < 0.4)  # C0: neither drawn nor in the legend
+    assert orange.sum() > 20 and blue.sum() == 0

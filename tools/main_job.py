@@ -172,9 +172,8 @@ def run(job: str = "ct", output_dir: str | None = None, max_steps: int | None = 
     prompts = list(spec.prompts)
     pred = np.stack([np.asarray(nib.load(results / spec.test_id / legend["files"][t]).dataobj) > 0 for t in prompts])
     ref = reference_masks(test_case, prompts, grid)
-    shown = [i for i, t in enumerate(prompts) if pred[i].any() or ref[i].any()]
     figure = save_overlay_figure(
-        np.asarray(image[0]), grid, pred[shown], ref[shown], [prompts[i] for i in shown], out / "overlay.png",
+        np.asarray(image[0]), grid, pred, ref, prompts, out / "overlay.png",
         window=spec.window, title=f"{spec.test}: prediction (solid) vs reference (dashed); weights: {weights}",
     )
     timings["figure_s"] = time.perf_counter() - start

@@ -160,7 +160,8 @@ def save_overlay_figure(
 
     The volume is reoriented to RAS first, so the figure is right way up whatever the file orientation, and
     shown in radiological convention (patient's right on the viewer's left, anterior/superior at the top).
-    Predictions are solid contours, references dashed, one colour per name; the legend names them.
+    Predictions are solid contours, references dashed, one colour per position in ``names`` (the same organ
+    has the same colour in every figure of a job); the legend names those with any predicted or reference voxel.
 
     Args:
         image: ``(X, Y, Z)`` on ``grid`` (HU for CT).
@@ -204,7 +205,10 @@ def save_overlay_figure(
         ax.set_yticks([])
         ax.set_xlabel("R  <- patient ->  L")
         ax.set_ylabel(f"{bottom}  <- patient ->  {top}")
-    handles = [Line2D([], [], color=c, lw=2, label=n) for n, c in zip(names, colors)]
+    present = pred.reshape(len(names), -1).any(axis=1)
+    if ref is not None:
+        present |= np.asarray(ref, dtype=bool).reshape(len(names), -1).any(axis=1)
+    handles = [Line2D([], [], color=c, lw=2, label=n) for n, c, p in zip(names, colors, present) if p]
     handles.append(Line2D([], [], color="k", lw=1.2, ls="solid", label="prediction"))
     if ref is not None:
         handles.append(Line2D([], [], color="k", lw=1.2, ls="dashed", label="reference"))
