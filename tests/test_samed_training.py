@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from monai.bundle import run
-from scipy import ndimage
 
 from bundles.checkpoints.loading import read_state_dict
 from bundles.engines.trainer import warmup_poly
-from bundles.errors import BundleInputError
+from bundles.errors import BundleInputError, ConfigurationError
 from bundles.samed.training_data import SliceSampler
-from bundles.transforms.organ_intensity import RandOrganIntensityShift
 from tests.test_core_toy_family import _oblique_lps_phantom
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,51 +66,6 @@ def test_slices_map_label_names_to_channels_and_augment(data):
     assert float((bright == (first["label"][0] == 1)).float().mean()) > 0.97  # unaugmented: label and image agree
 
 
-def test_organ_augmentation_shifts_only_the_labelled_pixels(data):
-    def sampler(prob: float) -> SliceSampler:  # prob 0 draws the same seeds from the sampler: the same slices
-        shift = RandOrganIntensityShift(offsets=(0.2, 0.2), prob=prob)
-        return SliceSampler({"cases": str(data)}, img_size=32, class_names=["liver"], augment=False, foreground_prob=1.0, seed=3, organ_augmentation=shift)
-
-    plain, shifted = sampler(0.0), sampler(1.0)
-    cores = 0
-    for _ in range(8):
-        a, b = next(plain), next(shifted)
-        assert torch.equal(a["label"], b["label"])
-        delta = (b["image"] - a["image"])[0]
-        inside = a["label"][0] == 1
-        # bilinear resampling to the network grid blurs the edge: the shift is exact away from it
-        core = torch.from_numpy(ndimage.binary_erosion(inside.numpy(), iterations=2))
-        outside = torch.from_numpy(~ndimage.binary_dilation(inside.numpy(), iterations=2))
-        assert torch.allclose(delta[core], torch.tensor(0.2), atol=1e-5)
-        assert torch.allclose(delta[outside], torch.tensor(0.0), atol=1e-6)
-        cores += int(core.sum())
-    assert cores > 100
-
-
-def test_rot90_flip_off_keeps_the_slice_orientation(tmp_path):
-    volume = np.full((40, 40, 4), 40.0, np.float32)
-    mask = np.zeros((40, 40, 4), np.uint8)
-    mask[4:14, 4:14] = 1  # an organ in one corner of every slice
-    volume[mask == 1] = 200.0
-    nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "ct.nii.gz")
-    nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii.gz")
-    line = {"image": str(tmp_path / "ct.nii.gz"), "mask": str(tmp_path / "mask.nii.gz"), "legend": {"1": "liver"}}
-    (tmp_path / "train.jsonl").write_text(json.dumps(line) + "\n")
-
-    def corners(**options) -> set[tuple[bool, bool]]:
-        sampler = SliceSampler({"cases": str(tmp_path / "train.jsonl")}, img_size=32, class_names=["liver"], seed=5, **options)
-        found = set()
-        for _ in range(24):
-            rows, cols = torch.nonzero(next(sampler)["label"][0], as_tuple=True)
-            found.add((bool(rows.float().mean() < 16), bool(cols.float().mean() < 16)))
-        return found
-
-    plain = corners(augment=False)
-    assert len(plain) == 1
-    assert corners(rot90_flip=False) == plain  # small rotations only: the organ stays in its corner
-    assert len(corners()) > 1  # SAMed's rot90 + flip moves it
-
-
 def test_translate_moves_image_and_label_together(data):
     def centres(translate: int) -> np.ndarray:
         sampler = SliceSampler({"cases": str(data)}, img_size=32, class_names=["liver"], augment=False, foreground_prob=1.0,
@@ -128,6 +80,12 @@ def test_translate_moves_image_and_label_together(data):
 
     assert np.ptp(centres(0), axis=0).max() < 1.0  # the phantom's slices are centred in the frame
     assert np.ptp(centres(6), axis=0).max() > 3.0
+
+
+@pytest.mark.parametrize("translate", [-3, 32])
+def test_a_shift_outside_the_frame_is_refused(data, translate):
+    with pytest.raises(ConfigurationError, match="translate must be"):
+        SliceSampler({"cases": str(data)}, img_size=32, class_names=["liver"], translate=translate)
 
 
 def test_no_class_in_any_mask_is_refused(data):

@@ -48,9 +48,6 @@ class SliceSampler:
         img_size: the network input side S.
         class_names: output channels 1..K by name.
         augment: SAMed's rotations and flips (off for a plain stream).
-        rot90_flip: with ``augment``, SAMed's random rot90 + flip of half the samples; ``False`` leaves those
-            samples as they are (the same random draws), so the slices keep the display orientation inference
-            uses and the left-right cue that tells the liver from the spleen. Not official.
         slice_spacing: ``None`` (SAMed: slices resized to the input) or the pixel size in mm they are
             resampled to (the same as the inference config's).
         low_res_size: side of the decoder's logits the loss compares with (the network's ``low_res_size``).
@@ -61,16 +58,13 @@ class SliceSampler:
         translate: a random shift of up to ``translate`` pixels of the network input along each axis (zero
             fill), drawn per sample: the anatomy's place in the frame varies between patients (on the shipped
             scans, patient B's liver sits 12 pixels (42 mm) further back than A's at 3.5 mm pixels). Not official.
-        organ_augmentation: callable ``(image, label) -> image`` on the scaled (1, H, W) slice and its (1, H, W)
-            label map, applied before ``image_augmentation`` and reseeded likewise (e.g.
-            :class:`~bundles.transforms.organ_intensity.RandOrganIntensityShift`). Not official.
         image_augmentation: callable on the scaled (1, H, W) slice (MONAI array transforms), reseeded from
             this sampler's generator before every sample. Not official.
         seed, rank: the random stream (``seed + rank`` under distributed training).
 
     Raises:
         BundleInputError: a case without mask or legend, or no slice with any class anywhere.
-        ConfigurationError: ``class_names`` empty or repeated.
+        ConfigurationError: ``class_names`` empty or repeated; ``translate`` negative or not below ``img_size``.
     """
 
     def __init__(
@@ -79,29 +73,27 @@ class SliceSampler:
         img_size: int,
         class_names: Sequence[str],
         augment: bool = True,
-        rot90_flip: bool = True,
         slice_spacing: float | None = None,
         low_res_size: int | None = None,
         foreground_prob: float | None = None,
         scale_jitter: float = 0.0,
         translate: int = 0,
-        organ_augmentation: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         image_augmentation: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
         rank: int = 0,
     ) -> None:
         if not class_names or len(set(class_names)) != len(class_names):
             raise ConfigurationError(f"class_names must list distinct names, got {list(class_names)}")
+        if not 0 <= translate < img_size:
+            raise ConfigurationError(f"translate must be 0 (off) or a shift in pixels below img_size {img_size}, got {translate}")
         self.img_size = img_size
         self.frame = SliceFrame(img_size, "stretch" if slice_spacing is None else "spacing", slice_spacing)
         self.low_res_size = low_res_size or img_size // 4
         self.foreground_prob = foreground_prob
         self.scale_jitter = scale_jitter
         self.translate = translate
-        self.organ_augmentation = organ_augmentation
         self.image_augmentation = image_augmentation
         self.augment = augment
-        self.rot90_flip = rot90_flip
         self.rng = np.random.default_rng(seed + rank)
         channel = {name: k for k, name in enumerate(class_names, start=1)}
         self.images: list[torch.Tensor] = []
@@ -134,11 +126,11 @@ class SliceSampler:
         self, image: np.ndarray, label: np.ndarray, pixel_mm: tuple[float, float]
     ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         if self.rng.random() > 0.5:
-            k, axis = int(self.rng.integers(4)), int(self.rng.integers(2))
-            if self.rot90_flip:
-                image, label = np.rot90(image, k), np.rot90(label, k)
-                pixel_mm = pixel_mm[::-1] if k % 2 else pixel_mm
-                image, label = np.flip(image, axis), np.flip(label, axis)
+            k = int(self.rng.integers(4))
+            image, label = np.rot90(image, k), np.rot90(label, k)
+            pixel_mm = pixel_mm[::-1] if k % 2 else pixel_mm
+            axis = int(self.rng.integers(2))
+            image, label = np.flip(image, axis), np.flip(label, axis)
         elif self.rng.random() > 0.5:
             angle = int(self.rng.integers(*ROTATION_DEGREES))
             image = ndimage.rotate(image, angle, order=0, reshape=False)
@@ -157,9 +149,7 @@ class SliceSampler:
         if self.scale_jitter:
             zoom = float(self.rng.uniform(1 - self.scale_jitter, 1 + self.scale_jitter))
             pixel_mm = (pixel_mm[0] * zoom, pixel_mm[1] * zoom)
-        reseed((self.organ_augmentation, self.image_augmentation), self.rng)
-        if self.organ_augmentation is not None:
-            image = self.organ_augmentation(torch.from_numpy(image.copy())[None], torch.from_numpy(label.copy())[None])[0].numpy()
+        reseed((self.image_augmentation,), self.rng)
         if self.image_augmentation is not None:
             image = np.asarray(self.image_augmentation(torch.from_numpy(image.copy())[None]), dtype=np.float32)[0]
         low = self.low_res_size

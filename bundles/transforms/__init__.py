@@ -1,2 +1,1 @@
-"""Transforms shared by the families: input sanity checks (is a CT in HU?), seeding of MONAI random transforms
-and training augmentation (per-organ intensity shifts)."""
+"""Transforms shared by the families: input sanity checks (is a CT in HU?)."""
