@@ -216,7 +216,7 @@ def test_open_session_uses_the_bundle_config_and_refuses_missing_weights(phantom
     from bundles.errors import CheckpointError
     from bundles.sam_med3d import open_session
 
-    with pytest.raises(CheckpointError, match="missing model files: .*model.pt; convert the official weights with"):
+    with pytest.raises(CheckpointError, match="missing model files: .*model.pt; convert the official weights from the repository root with"):
         open_session(tmp_path / "nothing")
     _, _, volume, grid = phantom
     overlay = json.loads(TINY_OVERLAY.read_text())

@@ -140,9 +140,9 @@ def check_model_files(files: Sequence[str | PathLike], model_dir: str | PathLike
             `python -m tools.convert_sat` (see README) or train them with configs/train.json".
 
     Raises:
-        CheckpointError: naming all missing files and how to get them, or a file of another release.
+        CheckpointError: naming all missing files (absolute paths) and how to get them, or a file of another release.
     """
-    missing = [str(f) for f in files if not Path(f).is_file()]
+    missing = [str(Path(f).absolute()) for f in files if not Path(f).is_file()]
     if missing:
         raise CheckpointError(f"missing model files: {', '.join(missing)}; {how_to_get}, or point --model_dir to the folder that holds them")
     if (Path(model_dir) / RELEASE_RECORD).is_file():

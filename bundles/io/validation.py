@@ -43,7 +43,7 @@ def check_exists(path: str | PathLike) -> Path:
     """Return ``path`` as a :class:`Path`; raise ``BundleInputError`` if nothing exists there."""
     path = Path(path)
     if not path.exists():
-        raise BundleInputError(path, "no such file or folder; check the path (relative paths start at the current folder)")
+        raise BundleInputError(path, "no such file or folder; check the path (relative paths start at the current folder; in a case list, at the list's folder)")
     return path
 
 

@@ -115,7 +115,11 @@ class SliceSampler:
             self.pixel_mm.append(slices.pixel_mm)
             self.labels.append(AxialSlices(label[None].float(), grid.affine).slices[0].round().to(torch.int64))
         if not any(bool(label.any()) for label in self.labels):
-            raise BundleInputError(cases[0].image if cases else str(data), f"no voxel of any class {list(class_names)} in the masks; nothing to train on")
+            raise BundleInputError(
+                cases[0].mask if cases else str(data),
+                f"no voxel of any class {list(class_names)} in the masks on their images' grids; nothing to train on (check"
+                " each case's legend values, and that each mask covers its image: masks are matched to images in world coordinates)",
+            )
         self.slices = [(c, s) for c, image in enumerate(self.images) for s in range(image.shape[-1])]
         self.foreground = [(c, s) for c, s in self.slices if bool(self.labels[c][..., s].any())]
 

@@ -138,6 +138,10 @@ def slice_views(image: np.ndarray, grid: ImageGrid, pred: np.ndarray, ref: np.nd
     )
 
 
+CONTOUR_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
+"""matplotlib's default cycle without its grey (C7), which cannot be seen on a grey CT; one per class, in order."""
+
+
 def _contours(ax, masks: np.ndarray, colors: list, style: str) -> None:
     for mask, color in zip(masks, colors):
         if mask.any() and not mask.all():
@@ -183,7 +187,7 @@ def save_overlay_figure(
         raise ValueError(f"{pred.shape[0]} predicted masks but {len(names)} names")
     views = slice_views(image, grid, pred, ref)
     low, high = window if window is not None else np.percentile(np.asarray(image), [1, 99])
-    colors = [f"C{q % 10}" for q in range(len(names))]
+    colors = [CONTOUR_COLORS[q % len(CONTOUR_COLORS)] for q in range(len(names))]
     figure = Figure(figsize=(11, 5.8), layout="constrained")
     panels = (
         (f"axial (z index {views.axial_index})", views.axial, views.pred_axial, views.ref_axial, views.axial_aspect, ("A", "P")),
