@@ -19,10 +19,19 @@ import bundles
 from bundles.checkpoints.model_card import CARD_NAME, model_overlays, read_model_card
 from bundles.errors import ConfigurationError
 
-__all__ = ["BUNDLES", "bundle_dir", "model_overlay_files", "inference_configs", "run_command", "run_inference", "parse_inference"]
+__all__ = ["BUNDLES", "discover_bundles", "bundle_dir", "model_overlay_files", "inference_configs", "run_command", "run_inference", "parse_inference"]
 
-#: The bundle folders this package drives (beside the package in the repository).
-BUNDLES = ("sat_nano", "sat_pro", "sam_med3d", "samed_lora", "sam_unet")
+
+
+def discover_bundles(root: str | PathLike | None = None) -> tuple[str, ...]:
+    """The bundle folders in ``root`` (default: beside the ``bundles`` package): the folders holding
+    ``configs/metadata.json``, sorted by name. A new bundle is found by being there; no list to edit."""
+    root = Path(root) if root is not None else Path(bundles.__file__).resolve().parent.parent
+    return tuple(sorted(p.parent.parent.name for p in root.glob("*/configs/metadata.json")))
+
+
+#: The bundle folders this package drives (beside the package in the repository), found by :func:`discover_bundles`.
+BUNDLES = discover_bundles()
 
 
 def bundle_dir(bundle: str) -> Path:

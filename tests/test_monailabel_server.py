@@ -2,22 +2,17 @@
 127.0.0.1 serving tiny-config SAT-Nano, SAM-Med3D, SAMed and SAM-UNet, with a studies folder holding an
 oblique LPS phantom and the shipped abdominal CT (patient A).
 
-The tiny models' weights are random except their mask heads, which are set so that every logit is positive
-(the SAM decoders: zero weights and a positive bias in the last upscaling convolution and the hypernetwork
-outputs; SAT: a served threshold of 0). A returned mask then shows exactly where the pipeline put the
-model's window, box or slices, so the checks below test the geometry of the whole path (request clicks in
-original voxel indices -> session -> model grid -> back onto the image grid), not what random weights predict.
+The tiny models (``tests/live_server.py``) have mask heads that make every logit positive, so a returned mask
+shows exactly where the pipeline put the model's window, box or slices: the checks below test the geometry of
+the whole path, not what random weights predict.
 """
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +22,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from bundles.data.examples import EXAMPLES
 from tests.test_core_toy_family import _oblique_lps_phantom
@@ -39,50 +33,9 @@ if importlib.util.find_spec("monailabel") is None:
 
 import requests  # noqa: E402 - after the skip: a dependency of monailabel
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = {"sam_med3d": REPO / "tests/data/tiny_sam_med3d.json", "samed_lora": REPO / "tests/data/tiny_samed.json",
-        "sam_unet": REPO / "tests/data/tiny_sam_unet.json"}
+from tests.live_server import REPO, infer, result, running_server, tiny_model_dirs  # noqa: E402
+
 CLICK = [24, 20, 10]  #: the phantom's bright ellipsoid centre (voxel indices)
-
-
-def _positive_mask_heads(network: torch.nn.Module, background_token: bool) -> None:
-    """Make every mask logit of a SAM-style decoder positive (see the module docstring); with
-    ``background_token`` (SAMed) token 0's negative, so the classes win the argmax."""
-    from bundles.networks.sam.mask_decoder import MaskDecoder
-    from bundles.networks.sam_unet.med_decoder import MedMaskDecoder
-
-    with torch.no_grad():
-        for module in network.modules():
-            if isinstance(module, MaskDecoder):
-                last = module.output_upscaling[3]
-                last.weight.zero_(), last.bias.fill_(1.0)
-                for i, mlp in enumerate(module.output_hypernetworks_mlps):
-                    mlp.layers[-1].weight.zero_(), mlp.layers[-1].bias.fill_(-1.0 if i == 0 and background_token else 1.0)
-            if isinstance(module, MedMaskDecoder):
-                module.embedding_maskfeature[3].weight.zero_(), module.embedding_maskfeature[3].bias.fill_(100.0)
-                module.hf_mlp.layers[-1].weight.zero_(), module.hf_mlp.layers[-1].bias.fill_(1.0)
-
-
-def _tiny_model(bundle: str, folder: Path) -> Path:
-    """``folder`` with ``model.pt`` (tiny network of ``TINY[bundle]``, positive mask head) and the card naming the overlay."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config([str(REPO / bundle / "configs/inference.json"), str(TINY[bundle])])
-    parser["bundle_root"] = str(REPO / bundle)
-    torch.manual_seed(0)
-    network = parser.get_parsed_content("network_def")
-    _positive_mask_heads(network, background_token=bundle == "samed_lora")
-    folder.mkdir(parents=True)
-    torch.save(network.state_dict(), folder / "model.pt")
-    (folder / "training.json").write_text(json.dumps({"config_files": [str(TINY[bundle])]}))
-    return folder
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -93,60 +46,16 @@ def server(tmp_path_factory, tiny_sat_model):
     image, mask = _oblique_lps_phantom(root)
     shutil.copy(image, studies / "phantom.nii.gz")
     shutil.copy(EXAMPLES["ct_abdomen_pelvis"].image, studies / "patient_a.nii.gz")
-    model_dirs = {b: str(_tiny_model(b, root / "models" / b)) for b in TINY}
-    sat = root / "models" / "sat_nano"
-    shutil.copytree(tiny_sat_model, sat)
-    (root / "threshold0.json").write_text(json.dumps({"threshold": 0.0}))
-    card = json.loads((sat / "training.json").read_text())
-    card["config_files"] = [*card["config_files"], str(root / "threshold0.json")]
-    (sat / "training.json").write_text(json.dumps(card))
-    model_dirs["sat_nano"] = str(sat)
-    port = _free_port()
-    work = root / "cwd"  # the server's working folder: where an executed `touch pwned` would land
-    work.mkdir()
-    log = (root / "server.log").open("w")
-    env = {**os.environ, "HOME": str(root / "home"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.serve", "--studies", str(studies), "--port", str(port), "--device", "cpu",
-         "--models", "sat_nano,sam_med3d,samed_lora,sam_unet", "--model_dirs", json.dumps(model_dirs),
-         "--runs_dir", str(root / "runs"), "--max_sessions", "2"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if requests.get(f"{url}/info/", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"the server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-        time.sleep(1)
-    yield {"url": url, "root": root, "work": work, "studies": studies, "mask": mask, "process": process}
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+    with running_server(root, studies, tiny_model_dirs(root, tiny_sat_model), ["--max_sessions", "2"]) as live:
+        yield {"url": live.url, "root": root, "work": live.work, "studies": studies, "mask": mask, "process": live.process}
 
 
 def _infer(server, model: str, image: str, params: dict, timeout: float = 300) -> requests.Response:
-    return requests.post(f"{server['url']}/infer/{model}", params={"image": image, "output": "all"},
-                         files={"params": (None, json.dumps(params))}, timeout=timeout)
+    return infer(server["url"], model, image, params, timeout)
 
 
 def _result(answer: requests.Response) -> tuple[dict, nib.Nifti1Image]:
-    """The JSON part and the label image of a multipart ``output=all`` answer."""
-    from requests_toolbelt.multipart.decoder import MultipartDecoder
-
-    assert answer.status_code == 200, answer.text[:500]
-    parts = MultipartDecoder.from_response(answer).parts
-    meta = json.loads(parts[0].text)
-    label = nib.Nifti1Image.from_bytes(gzip.decompress(parts[1].content))
-    return meta, label
+    return result(answer)
 
 
 def _on_grid_of(label: nib.Nifti1Image, image: Path) -> bool:

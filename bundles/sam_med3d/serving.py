@@ -26,6 +26,7 @@ from bundles.io.readers import read_image
 from bundles.sam_med3d.session import ClickSession
 from bundles.serving import request_values
 from bundles.serving.infer_task import http_errors, image_of, write_label_file
+from bundles.serving.limits import RequestLimits
 from bundles.serving.request_values import Click
 from bundles.serving.served_bundle import ServedBundle
 from bundles.serving.session_pool import PooledSession, SessionPool
@@ -40,12 +41,14 @@ class ClickInfer(InferTask):
         served: the bundle (its ``session`` component gives the network and settings).
         max_sessions: sessions kept (each holds its image on the 1.5 mm grid and up to 4 window embeddings).
         idle_seconds: a session unused this long is dropped.
+        limits: the server's bounds on one request (clicks).
     """
 
-    def __init__(self, served: ServedBundle, max_sessions: int = 4, idle_seconds: float = 600.0):
+    def __init__(self, served: ServedBundle, max_sessions: int = 4, idle_seconds: float = 600.0, limits: RequestLimits | None = None):
         super().__init__(type=InferType.DEEPGROW, labels=[], dimension=3,
                          description="SAM-Med3D: click inside (foreground) or outside (background) an object; each click refines it")
         self.served = served
+        self.limits = limits or RequestLimits()
         self.pool: SessionPool[ClickSession] = SessionPool(self._new_session, max_sessions, idle_seconds)
 
     def is_valid(self) -> bool:
@@ -60,6 +63,7 @@ class ClickInfer(InferTask):
             started = time.perf_counter()
             image = image_of(request)
             clicks = request_values.clicks(request)
+            self.limits.check_clicks(len(clicks))
             obj = request_values.text(request, "label", "object")
             client = request_values.text(request, "client_id", "default")
             modality = request_values.text(request, "modality", "ct")
@@ -100,5 +104,5 @@ class ClickInfer(InferTask):
 
 
 def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> ClickInfer:
-    """The task of the app (``--conf max_sessions N``, ``--conf session_idle_seconds S``)."""
-    return ClickInfer(served, int(conf.get("max_sessions", 4)), float(conf.get("session_idle_seconds", 600)))
+    """The task of the app (``--conf max_sessions N``, ``--conf session_idle_seconds S``, the request bounds)."""
+    return ClickInfer(served, int(conf.get("max_sessions", 4)), float(conf.get("session_idle_seconds", 600)), RequestLimits.from_conf(conf))

@@ -8,20 +8,25 @@ clicks outside the image (422).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from bundles.sam_unet.sa_med2d import write_sa_med2d
 from bundles.serving import request_values
 from bundles.serving.infer_task import CaseInfer
+from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
+from bundles.serving.train_data import case_list
 
-__all__ = ["BoxInfer", "infer_task"]
+__all__ = ["BoxInfer", "infer_task", "train_data"]
 
 
 class BoxInfer(CaseInfer):
-    def __init__(self, served: ServedBundle):
+    def __init__(self, served: ServedBundle, limits: RequestLimits):
         super().__init__(served, type="deepgrow", labels=[], dimension=3,
-                         description="SAM-UNet: draw a box (request value 'box') or click inside / outside an object, slice by slice")
+                         description="SAM-UNet: draw a box (request value 'box') or click inside / outside an object, slice by slice",
+                         limits=limits)
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
         name = request_values.text(request, "label", "object")
@@ -31,9 +36,19 @@ class BoxInfer(CaseInfer):
             obj["box"] = boxes[0]
         if not boxes or any(k in request for k in ("points", "foreground", "background")):
             clicks = request_values.clicks(request)
+            self.limits.check_clicks(len(clicks))
             obj.update(points=[list(p) for p, _ in clicks], point_labels=[int(positive) for _, positive in clicks])
         return {"objects": [obj]}
 
 
 def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> BoxInfer:
-    return BoxInfer(served)
+    """The task of the app (``conf``: the server's options, for the request bounds)."""
+    return BoxInfer(served, RequestLimits.from_conf(conf))
+
+
+def train_data(cases: Sequence[Mapping[str, Any]], run_dir: str | Path) -> str:
+    """``/train``'s cases as the SA-Med2D folder SAM-UNet's sampler reads (``<run_dir>/sa_med2d``: every axial
+    slice with an object as PNGs and the train index); the ``serving_train_data`` hook of its ``train.json``."""
+    folder = Path(run_dir) / "sa_med2d"
+    write_sa_med2d(case_list(cases, run_dir), folder, "train")
+    return str(folder)

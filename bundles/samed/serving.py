@@ -7,20 +7,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from bundles.serving.infer_task import CaseInfer
+from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 
 __all__ = ["AutomaticInfer", "infer_task"]
 
 
 class AutomaticInfer(CaseInfer):
-    def __init__(self, served: ServedBundle):
+    def __init__(self, served: ServedBundle, limits: RequestLimits):
         names = list(served.value("class_names"))
         super().__init__(served, type="segmentation", labels={name: i + 1 for i, name in enumerate(names)}, dimension=3,
-                         description=f"SAMed (LoRA on SAM): {', '.join(names)} on every axial slice, no prompts")
+                         description=f"SAMed (LoRA on SAM): {', '.join(names)} on every axial slice, no prompts", limits=limits)
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return {}
 
 
 def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> AutomaticInfer:
-    return AutomaticInfer(served)
+    """The task of the app (``conf``: the server's options)."""
+    return AutomaticInfer(served, RequestLimits.from_conf(conf))

@@ -15,6 +15,7 @@ from bundles.errors import PromptError
 from bundles.io.modality import MODALITIES
 from bundles.serving import request_values
 from bundles.serving.infer_task import CaseInfer
+from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 
 __all__ = ["TextInfer", "infer_task"]
@@ -23,16 +24,19 @@ __all__ = ["TextInfer", "infer_task"]
 class TextInfer(CaseInfer):
     """SAT's MONAI Label task: ``labels`` is the vocabulary (name -> index from 1)."""
 
-    def __init__(self, served: ServedBundle):
+    def __init__(self, served: ServedBundle, limits: RequestLimits):
         vocabulary = served.value("vocabulary")
         names = list(dict.fromkeys(t for m in MODALITIES for t in vocabulary.terms(m)))
         super().__init__(served, type="segmentation", labels={name: i + 1 for i, name in enumerate(names)}, dimension=3,
-                         description=f"{served.bundle}: text-prompted segmentation of {len(names)} structures (CT, MR, PET)")
+                         description=f"{served.bundle}: text-prompted segmentation of {len(names)} structures (CT, MR, PET)",
+                         limits=limits)
         self.by_index = {i + 1: name for i, name in enumerate(names)}
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
         prompts = request_values.strings(request, "prompts")
-        for index in request_values.indices(request, "label_prompt"):
+        indices = request_values.indices(request, "label_prompt")
+        self.limits.check_prompts(len(prompts) + len(indices))
+        for index in indices:
             if index not in self.by_index:
                 raise PromptError(f"label_prompt {index} is not an index of this model's labels (1 .. {len(self.by_index)})")
             prompts.append(self.by_index[index])
@@ -40,4 +44,5 @@ class TextInfer(CaseInfer):
 
 
 def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> TextInfer:
-    return TextInfer(served)
+    """The task of the app (``conf``: the server's options, for the request bounds)."""
+    return TextInfer(served, RequestLimits.from_conf(conf))

@@ -2,45 +2,45 @@
 
 Options (MONAI Label ``--conf key value``; ``tools/serve.py`` sets them from its flags):
 
-- ``models``: comma-separated bundles to serve (default: each bundle of :data:`SERVED` whose weights are in
-  its ``models/``); ``<bundle>_model_dir``: another weights folder (e.g. a model trained here);
+- ``models``: comma-separated bundles to serve (default: each bundle (:data:`bundles.bundle_configs.BUNDLES`)
+  whose weights are in its ``models/``); ``<bundle>_model_dir``: another weights folder (e.g. a model trained
+  here). A bundle's ``inference.json`` names its task (config id ``serving_task``, a callable
+  ``(served, conf) -> InferTask``) and its ``train.json`` how ``/train`` hands it cases (``serving_train_data``):
+  this app keeps no table of bundles;
 - ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda:N``;
 - ``max_sessions`` / ``session_idle_seconds``: the click sessions kept per interactive model;
 - ``runs_dir``: where ``/train`` runs go (default ``<app>/runs``); ``tracking_uri``: an MLflow server for
-  them (default SQLite in each run folder); ``train_steps``: steps when a request gives none.
+  them (default SQLite in each run folder); ``train_steps``: steps when a request gives none;
+- ``workers``, ``max_clicks``, ``max_prompts``, ``max_train_steps``, ``max_trainings``: what one request may
+  ask (:class:`bundles.serving.limits.RequestLimits`).
+
+Studies: a folder (MONAI Label's local datastore) or a DICOMweb URL (:mod:`bundles.serving.archive`).
 
 An unknown model is answered 404, a bad prompt 422 (:mod:`bundles.serving.infer_task`); the server goes on.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
-from bundles.bundle_configs import bundle_dir
+from bundles.bundle_configs import BUNDLES, bundle_dir
 from bundles.errors import ConfigurationError
+from bundles.serving.archive import archive_datastore
+from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 from bundles.serving.train_task import BundleTrain
 
-__all__ = ["BundlesApp", "SERVED", "served_models", "model_dir_of"]
+__all__ = ["BundlesApp", "served_models", "model_dir_of"]
 
 logger = logging.getLogger(__name__)
-
-#: bundle -> the module of its family that makes its infer task (``infer_task(served, conf)``).
-SERVED = {
-    "sat_nano": "bundles.sat.serving",
-    "sat_pro": "bundles.sat.serving",
-    "sam_med3d": "bundles.sam_med3d.serving",
-    "samed_lora": "bundles.samed.serving",
-    "sam_unet": "bundles.sam_unet.serving",
-}
 
 
 def model_dir_of(bundle: str, conf: dict[str, str]) -> Path:
@@ -56,11 +56,11 @@ def served_models(conf: dict[str, str]) -> list[str]:
     """
     if conf.get("models"):
         names = [n.strip() for n in conf["models"].split(",") if n.strip()]
-        unknown = [n for n in names if n not in SERVED]
+        unknown = [n for n in names if n not in BUNDLES]
         if unknown:
-            raise ConfigurationError(f"models: unknown bundle(s) {', '.join(unknown)}; choose from {', '.join(SERVED)}")
+            raise ConfigurationError(f"models: unknown bundle(s) {', '.join(unknown)}; choose from {', '.join(BUNDLES)}")
         return names
-    return [b for b in SERVED if (model_dir_of(b, conf) / "model.pt").is_file()]
+    return [b for b in BUNDLES if (model_dir_of(b, conf) / "model.pt").is_file()]
 
 
 class BundlesApp(MONAILabelApp):
@@ -76,14 +76,21 @@ class BundlesApp(MONAILabelApp):
         tasks = {}
         for bundle in self.models:
             served = ServedBundle(bundle, model_dir_of(bundle, self.conf), device)
-            tasks[bundle] = importlib.import_module(SERVED[bundle]).infer_task(served, self.conf)
+            tasks[bundle] = served.value("serving_task")(served, self.conf)
             logger.info("serving %s from %s", bundle, served.model_dir)
         return tasks
 
     def init_trainers(self) -> dict[str, TrainTask]:
         runs = Path(self.conf.get("runs_dir") or Path(self.app_dir) / "runs")
         steps = int(self.conf.get("train_steps", 200))
-        return {b: BundleTrain(b, model_dir_of(b, self.conf), runs, self.conf.get("tracking_uri") or None, steps) for b in self.models}
+        limits = RequestLimits.from_conf(self.conf)
+        return {b: BundleTrain(b, model_dir_of(b, self.conf), runs, self.conf.get("tracking_uri") or None, steps, limits)
+                for b in self.models}
+
+    def init_remote_datastore(self) -> Datastore:
+        """A DICOMweb archive (``--studies http(s)://host/dicom-web``) whose saved labels become DICOM-SEG
+        (:mod:`bundles.serving.archive`); MONAI Label's own would download dcmqi at start-up."""
+        return archive_datastore(self.studies)
 
     def infer(self, request: dict[str, Any], datastore=None) -> dict[str, Any]:
         """MONAI Label's infer, with 404 naming the served models for an unknown one."""

@@ -8,6 +8,7 @@ predicting and the result file are the same for every family. Errors a client ca
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -22,10 +23,12 @@ from fastapi import HTTPException
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from bundles.errors import BundleError, BundleInputError, CheckpointError, PromptError
+from bundles.io.atomic import atomic_write
 from bundles.io.cases import parse_cases
 from bundles.io.grid import ImageGrid
 from bundles.io.readers import read_image
 from bundles.io.writers import label_image, label_map
+from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 
 __all__ = ["CaseInfer", "http_errors", "write_label_file", "image_of"]
@@ -56,12 +59,22 @@ def image_of(request: Mapping[str, Any]) -> str:
     return image
 
 
+@functools.cache
+def _results_dir() -> str:
+    """This server's own folder for result files, made once per process in the temp folder.
+
+    MONAI Label's client (3D Slicer's plugin) saves an answer as ``<its temp folder>/<the server's file name>``
+    while the server deletes its file after sending: with both in the same temp folder of one machine, the
+    server deleted the client's copy (results lost). In a folder of its own the server deletes only its own."""
+    return tempfile.mkdtemp(prefix="medseg-serve-")
+
+
 def write_label_file(masks: np.ndarray, grid: ImageGrid) -> str:
-    """A temporary NIfTI of the multi-label map of bool ``masks`` ``(K, X, Y, Z)`` on ``grid`` (values 1..K);
-    MONAI Label deletes it once sent."""
-    handle, path = tempfile.mkstemp(suffix=".nii.gz", prefix="medseg-")
+    """A temporary NIfTI of the multi-label map of bool ``masks`` ``(K, X, Y, Z)`` on ``grid`` (values 1..K),
+    in :func:`_results_dir`, written completely before its name is handed on; MONAI Label deletes it once sent."""
+    handle, path = tempfile.mkstemp(suffix=".nii.gz", prefix="medseg-", dir=_results_dir())
     os.close(handle)
-    nib.save(label_image(label_map(masks), grid), path)
+    atomic_write(path, lambda tmp: nib.save(label_image(label_map(masks), grid), str(tmp)))
     return path
 
 
@@ -74,12 +87,14 @@ class CaseInfer(InferTask):
         labels: what the clients list (names, or name -> index for OHIF's class picker).
         dimension: 3 (volumes; 2D models still take whole volumes here, slice by slice).
         description: shown by the clients.
+        limits: the server's bounds on one request (clicks, prompts).
     """
 
     def __init__(self, served: ServedBundle, *, type: str | InferType, labels: Sequence[str] | Mapping[str, int],
-                 dimension: int, description: str):
+                 dimension: int, description: str, limits: RequestLimits):
         super().__init__(type=type, labels=labels, dimension=dimension, description=description)
         self.served = served
+        self.limits = limits
 
     def is_valid(self) -> bool:
         return True

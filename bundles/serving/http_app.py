@@ -1,0 +1,156 @@
+"""The server's HTTP app: MONAI Label's own FastAPI app (``monailabel.app:app``) with three changes, started by
+``tools/serve.py`` as ``monailabel.main start_server --uvicorn_app bundles.serving.http_app:app``.
+
+1. **Work off the event loop.** MONAI Label 0.8.5 computes ``/infer``, ``/train``, ``/datastore`` and
+   ``/session`` requests inside ``async`` endpoints, on the event loop, so one slow inference holds up every
+   other request (a click waits behind a whole-scan SAT run). Here each of those routes runs in a worker
+   thread; at most ``workers`` (server option) compute at once, the rest wait their turn while the loop keeps
+   answering. Requests on one click session are still taken one at a time (the session's lock), and requests
+   on one model share its model lock.
+2. **Malformed requests are 4xx.** A ``params`` / ``info`` form field that is not a JSON object, an inference
+   request without an image, more clicks or prompts than the server's bounds, a training over
+   ``max_train_steps`` or beyond ``max_trainings`` at once: one line, 413 / 422 / 429, never 500
+   (:mod:`bundles.serving.limits`). A request's values are data: they go to the components, never to a config.
+3. **SIGTERM (or Ctrl-C) stops the server within seconds**, also while a request runs: the request is
+   abandoned (result files are written atomically, so nothing is half-written), trainings the server started
+   are terminated, and the process exits after :data:`GRACE_SECONDS` if uvicorn has not finished by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, HTTPException
+from fastapi.routing import APIRoute
+from monailabel.app import app
+from monailabel.config import settings
+from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException
+from monailabel.utils.async_tasks.utils import background_processes
+
+from bundles.errors import BundleInputError, PromptError
+from bundles.serving.limits import MAX_PARAMS_BYTES, RequestLimits, request_params
+from bundles.serving.train_task import RUNNING
+
+__all__ = ["app", "GRACE_SECONDS"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between SIGTERM and the forced exit of a server still busy with a request.
+GRACE_SECONDS = 3.0
+
+_limits = RequestLimits.from_conf(settings.MONAI_LABEL_APP_CONF or {})
+_workers = anyio.CapacityLimiter(_limits.workers)
+_trainings = threading.BoundedSemaphore(_limits.max_trainings)
+
+#: (path, method) of MONAI Label's routes that compute: run in worker threads, their JSON fields checked.
+OFF_LOOP = {("/infer/{model}", "POST"), ("/train/{model}", "POST"), ("/train/", "POST"), ("/datastore/", "PUT"),
+            ("/datastore/image", "PUT"), ("/datastore/label", "PUT"), ("/datastore/image/info", "PUT"),
+            ("/datastore/label/info", "PUT"), ("/session/", "PUT"), ("/batch/infer/{model}", "POST")}
+
+
+def _check_request(path: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a malformed request before any work (raises PromptError, answered 422 / 413)."""
+    for field in ("params", "info"):
+        if isinstance(kwargs.get(field), str):
+            request_params(kwargs[field], field)
+    if path == "/infer/{model}" and not (kwargs.get("image") or kwargs.get("file") or kwargs.get("session_id")):
+        raise PromptError("no image: give an image id (?image=...), a session_id, or upload a file")
+    if path.startswith("/train/") and isinstance(kwargs.get("params"), dict):
+        _limits.check_train_steps(kwargs["params"].get("max_steps"))
+
+
+def _run(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """MONAI Label's endpoint, in this worker thread (a coroutine gets an event loop of its own)."""
+    result = endpoint(**kwargs)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+
+def off_loop(path: str, endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint`` checked (:func:`_check_request`) and computed in a worker thread; the project's errors a
+    client can fix become 4xx with their one line, MONAI Label's missing image / label 404."""
+
+    @functools.wraps(endpoint)
+    async def guarded(**kwargs: Any) -> Any:
+        try:
+            _check_request(path, kwargs)
+            if path.startswith("/train/") and kwargs.get("run_sync"):
+                if not _trainings.acquire(blocking=False):
+                    raise HTTPException(429, f"{_limits.max_trainings} training(s) already running; this server runs at most"
+                                             f" {_limits.max_trainings} at once (server option --max_trainings)")
+                try:
+                    return await anyio.to_thread.run_sync(_run, endpoint, kwargs, abandon_on_cancel=True)
+                finally:
+                    _trainings.release()
+            return await anyio.to_thread.run_sync(_run, endpoint, kwargs, limiter=_workers, abandon_on_cancel=True)
+        except PromptError as e:
+            status = 413 if str(e).endswith(f"larger than {MAX_PARAMS_BYTES >> 20} MiB") else 422
+            raise HTTPException(status, str(e)) from e
+        except BundleInputError as e:
+            raise HTTPException(422, str(e)) from e
+        except (ImageNotFoundException, LabelNotFoundException) as e:
+            raise HTTPException(404, str(e.msg if hasattr(e, "msg") else e)) from e
+
+    return guarded
+
+
+def _reroute(application: FastAPI) -> None:
+    """Replace the routes of :data:`OFF_LOOP` by their :func:`off_loop` versions (same paths, parameters, docs)."""
+    routes = application.router.routes
+    for i, route in enumerate(list(routes)):
+        if not isinstance(route, APIRoute):
+            continue
+        for method in route.methods:
+            if (route.path, method) in OFF_LOOP:
+                replacement = APIRoute(route.path, off_loop(route.path, route.endpoint), methods=[method], summary=route.summary,
+                                       include_in_schema=route.include_in_schema, deprecated=route.deprecated, tags=route.tags,
+                                       responses=route.responses)
+                routes[i] = replacement
+
+
+def _stop_children() -> None:
+    """Terminate the trainings this server started (its own and MONAI Label's background ones)."""
+    for process in [*RUNNING, *(p for tasks in background_processes.values() for p in tasks.values())]:
+        if process.poll() is None:
+            process.terminate()
+
+
+def _prompt_exit_on(signum: int) -> None:
+    """Chain a handler to uvicorn's for ``signum``: stop the trainings, let uvicorn shut down, exit after
+    :data:`GRACE_SECONDS` whatever still runs."""
+    previous = signal.getsignal(signum)
+
+    def handler(sig: int, frame: Any) -> None:
+        logger.info("signal %d: stopping (requests still running are abandoned after %.0f s)", sig, GRACE_SECONDS)
+        _stop_children()
+        timer = threading.Timer(GRACE_SECONDS, os._exit, (0,))
+        timer.daemon = True
+        timer.start()
+        if callable(previous):
+            previous(sig, frame)
+
+    signal.signal(signum, handler)
+
+
+_lifespan = app.router.lifespan_context
+
+
+@asynccontextmanager
+async def _lifespan_with_prompt_exit(application: FastAPI) -> AsyncIterator[None]:
+    if threading.current_thread() is threading.main_thread():  # uvicorn has installed its handlers by now
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            _prompt_exit_on(signum)
+    async with _lifespan(application):
+        yield
+
+
+_reroute(app)
+app.router.lifespan_context = _lifespan_with_prompt_exit
