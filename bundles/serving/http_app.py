@@ -9,7 +9,8 @@
    on one model share its model lock.
 2. **Malformed requests are 4xx.** A ``params`` / ``info`` form field that is not a JSON object, an inference
    request without an image, more clicks or prompts than the server's bounds, a training over
-   ``max_train_steps`` or beyond ``max_trainings`` at once: one line, 413 / 422 / 429, never 500
+   ``max_train_steps`` or beyond ``max_trainings`` at once: one line, 422 / 429, never 500 (a form field over
+   1 MiB: Starlette's 400)
    (:mod:`bundles.serving.limits`). A request's values are data: they go to the components, never to a config.
 3. **SIGTERM (or Ctrl-C) stops the server within seconds**, also while a request runs: the request is
    abandoned (result files are written atomically, so nothing is half-written), trainings the server started
@@ -24,20 +25,20 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, HTTPException
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from monailabel.app import app
 from monailabel.config import settings
 from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException
 from monailabel.utils.async_tasks.utils import background_processes
 
 from bundles.errors import BundleInputError, PromptError
-from bundles.serving.limits import MAX_PARAMS_BYTES, RequestLimits, request_params
+from bundles.serving.limits import RequestLimits, request_params
 from bundles.serving.train_task import RUNNING
 
 __all__ = ["app", "GRACE_SECONDS"]
@@ -91,10 +92,7 @@ def off_loop(path: str, endpoint: Callable[..., Any]) -> Callable[..., Any]:
                 finally:
                     _trainings.release()
             return await anyio.to_thread.run_sync(_run, endpoint, kwargs, limiter=_workers, abandon_on_cancel=True)
-        except PromptError as e:
-            status = 413 if str(e).endswith(f"larger than {MAX_PARAMS_BYTES >> 20} MiB") else 422
-            raise HTTPException(status, str(e)) from e
-        except BundleInputError as e:
+        except (PromptError, BundleInputError) as e:
             raise HTTPException(422, str(e)) from e
         except (ImageNotFoundException, LabelNotFoundException) as e:
             raise HTTPException(404, str(e.msg if hasattr(e, "msg") else e)) from e
@@ -102,18 +100,36 @@ def off_loop(path: str, endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def _routers(router: APIRouter) -> Iterator[APIRouter]:
+    """``router`` and every router included in it (FastAPI >= 0.160 keeps included routers as they are)."""
+    for route in list(router.routes):
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            yield from _routers(included)
+    yield router
+
+
 def _reroute(application: FastAPI) -> None:
-    """Replace the routes of :data:`OFF_LOOP` by their :func:`off_loop` versions (same paths, parameters, docs)."""
-    routes = application.router.routes
-    for i, route in enumerate(list(routes)):
-        if not isinstance(route, APIRoute):
-            continue
-        for method in route.methods:
-            if (route.path, method) in OFF_LOOP:
-                replacement = APIRoute(route.path, off_loop(route.path, route.endpoint), methods=[method], summary=route.summary,
-                                       include_in_schema=route.include_in_schema, deprecated=route.deprecated, tags=route.tags,
-                                       responses=route.responses)
-                routes[i] = replacement
+    """Replace the routes of :data:`OFF_LOOP` by their :func:`off_loop` versions (same paths, parameters, docs).
+
+    Raises:
+        RuntimeError: a route of :data:`OFF_LOOP` was not found (another MONAI Label version): the server
+            must not start with routes that block the event loop.
+    """
+    replaced = set()
+    for router in _routers(application.router):
+        for route in list(router.routes):
+            if not isinstance(route, APIRoute):
+                continue
+            for method in sorted(route.methods & {m for p, m in OFF_LOOP if p == route.path}):
+                router.routes.remove(route)
+                own_path = route.path[len(router.prefix):] if router.prefix and route.path.startswith(router.prefix) else route.path
+                router.add_api_route(own_path, off_loop(route.path, route.endpoint), methods=[method], summary=route.summary,
+                                     include_in_schema=route.include_in_schema, deprecated=route.deprecated, tags=route.tags,
+                                     responses=route.responses)
+                replaced.add((route.path, method))
+    if replaced != OFF_LOOP:
+        raise RuntimeError(f"MONAI Label routes not found: {sorted(OFF_LOOP - replaced)}; this app needs monailabel 0.8.5")
 
 
 def _stop_children() -> None:
