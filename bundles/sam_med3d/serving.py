@@ -25,6 +25,7 @@ from bundles.errors import PromptError
 from bundles.io.readers import read_image
 from bundles.sam_med3d.session import ClickSession
 from bundles.serving import request_values
+from bundles.serving.archive import answer_as_asked
 from bundles.serving.infer_task import http_errors, image_of, write_label_file
 from bundles.serving.limits import RequestLimits
 from bundles.serving.request_values import Click
@@ -72,7 +73,7 @@ class ClickInfer(InferTask):
             with pooled.lock, self.served.model_lock:
                 added, replayed = self._apply(pooled, image, modality, obj, clicks)
                 mask, grid = pooled.session.mask(obj), pooled.session.grid
-            path = write_label_file(mask[None], grid)
+            path = answer_as_asked(write_label_file(mask[None], grid), request)  # OHIF asks an NRRD
         return path, {"label_names": {obj: 1},
                       "session": {"new": pooled.created, "clicks_added": added, "replayed": replayed,
                                   "encodings": pooled.session.encodings},

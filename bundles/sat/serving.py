@@ -4,6 +4,11 @@
 terms, numbered from 1), as OHIF v3 sends them; ``prompts``: free vocabulary terms or their synonyms
 (``["liver", "IVC"]``); ``modality``: ``ct`` (default), ``mri`` or ``pet``. Unknown terms or indices are
 refused by SAT's own prompt check (422).
+
+The answer's values are 1..K in prompt order, except for OHIF v3: its client sends ``restore_label_idx: false``
+with every request and maps each voxel value as an index of the model's ``labels`` (``MonaiLabelPanel.updateView``),
+so a request with ``restore_label_idx`` false and only ``label_prompt`` classes is answered in those indices
+(``label_names`` says so), as an NRRD when it asks one (:func:`bundles.serving.archive.answer_as_asked`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Any
 from bundles.errors import PromptError
 from bundles.io.modality import MODALITIES
 from bundles.serving import request_values
-from bundles.serving.infer_task import CaseInfer
+from bundles.serving.archive import answer_as_asked
+from bundles.serving.infer_task import CaseInfer, http_errors
 from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 
@@ -31,6 +37,17 @@ class TextInfer(CaseInfer):
                          description=f"{served.bundle}: text-prompted segmentation of {len(names)} structures (CT, MR, PET)",
                          limits=limits)
         self.by_index = {i + 1: name for i, name in enumerate(names)}
+        self.by_name = {name: i + 1 for i, name in enumerate(names)}
+
+    def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        path, meta = super().__call__(request)
+        names = meta["label_names"]
+        values = None
+        if request.get("restore_label_idx") is False and not request.get("prompts") and all(n in self.by_name for n in names):
+            values = {value: self.by_name[name] for name, value in names.items()}
+            meta["label_names"] = {name: self.by_name[name] for name in names}
+        with http_errors(str(request.get("model", self.served.bundle))):
+            return answer_as_asked(path, request, values), meta
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
         prompts = request_values.strings(request, "prompts")

@@ -8,9 +8,11 @@ predicting and the result file are the same for every family. Errors a client ca
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,8 +67,11 @@ def _results_dir() -> str:
 
     MONAI Label's client (3D Slicer's plugin) saves an answer as ``<its temp folder>/<the server's file name>``
     while the server deletes its file after sending: with both in the same temp folder of one machine, the
-    server deleted the client's copy (results lost). In a folder of its own the server deletes only its own."""
-    return tempfile.mkdtemp(prefix="medseg-serve-")
+    server deleted the client's copy (results lost). In a folder of its own the server deletes only its own.
+    The folder is removed when the process exits normally."""
+    folder = tempfile.mkdtemp(prefix="medseg-serve-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def write_label_file(masks: np.ndarray, grid: ImageGrid) -> str:

@@ -1,0 +1,49 @@
+"""Every bundle declares what the server needs as config ids (as MONAI's ``bundle/properties.py`` names the ids a
+workflow needs), so no server code keeps a table of bundles: ``inference.json`` names its MONAI Label task
+(``serving_task``), ``train.json`` how ``/train`` hands it the datastore's cases (``serving_train_data``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import pytest
+from monai.bundle import ConfigParser
+
+from bundles.bundle_configs import BUNDLES, bundle_dir, discover_bundles
+
+if importlib.util.find_spec("monailabel") is None:
+    if os.environ.get("MEDSEG_REQUIRE_SERVE"):
+        pytest.fail("monailabel is not installed but MEDSEG_REQUIRE_SERVE is set", pytrace=False)
+    pytest.skip("the serve extra (monailabel) is not installed", allow_module_level=True)
+
+
+def test_the_bundles_are_the_folders_with_a_metadata_file(tmp_path):
+    assert set(BUNDLES) == {"sat_nano", "sat_pro", "sam_med3d", "samed_lora", "sam_unet"}
+    (tmp_path / "new_family" / "configs").mkdir(parents=True)
+    (tmp_path / "new_family" / "configs" / "metadata.json").write_text("{}")
+    (tmp_path / "docs_only").mkdir()
+    assert discover_bundles(tmp_path) == ("new_family",)
+
+
+def _parsed(bundle: str, config: str) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config(str(bundle_dir(bundle) / "configs" / config))
+    parser["bundle_root"] = str(bundle_dir(bundle))
+    return parser
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_every_bundle_declares_its_serving_task_and_training_data_hook(bundle):
+    task = _parsed(bundle, "inference.json").get_parsed_content("serving_task")
+    hook = _parsed(bundle, "train.json").get_parsed_content("serving_train_data")
+    assert callable(task) and task.__name__ == "infer_task" and task.__module__.endswith(".serving")
+    assert callable(hook)
+
+
+def test_the_default_training_data_hook_writes_a_case_list(tmp_path):
+    hook = _parsed("sat_nano", "train.json").get_parsed_content("serving_train_data")
+    cases = [{"id": "a", "image": "/x/a.nii.gz", "mask": "/x/a_label.nii.gz", "legend": {"1": "liver"}, "modality": "ct"}]
+    path = hook(cases, tmp_path)
+    assert [json.loads(line) for line in open(path, encoding="utf-8")] == cases
