@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-from bundles.bundle_configs import BUNDLES  # noqa: E402 - the discovered bundle folders
+from bundles.bundle_configs import BUNDLES  # the discovered bundle folders
+
 #: Configs every bundle ships (the developers' guide's list; a family may add more).
 CONFIGS = {"metadata.json", "inference.json", "train.json", "evaluate.json", "multi_gpu_train.json", "logging.conf"}
 

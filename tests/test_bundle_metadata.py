@@ -23,11 +23,12 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from bundles.bundle_configs import BUNDLES  # the discovered bundle folders
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "bundles" / "data" / "meta_schema_20240725.json"
 #: md5 of the shipped schema, as given to ``verify_metadata --hash_val`` in the bundle READMEs.
 SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
-BUNDLES = ["sat_nano", "sat_pro", "sam_med3d", "samed_lora", "sam_unet"]
 #: metadata key -> distribution name (MONAI's mandatory version fields).
 CORE_VERSIONS = {"monai_version": "monai", "pytorch_version": "torch", "numpy_version": "numpy"}
 #: Packages the bundle code paths need, which every bundle must list in ``required_packages_version``.
