@@ -25,8 +25,8 @@ from bundles.errors import PromptError
 from bundles.io.readers import read_image
 from bundles.sam_med3d.session import ClickSession
 from bundles.serving import request_values
-from bundles.serving.archive import answer_as_asked
-from bundles.serving.infer_task import http_errors, image_of, write_label_file
+from bundles.serving.answer_file import write_answer
+from bundles.serving.infer_task import http_errors, image_of
 from bundles.serving.limits import RequestLimits
 from bundles.serving.request_values import Click
 from bundles.serving.served_bundle import ServedBundle
@@ -73,7 +73,7 @@ class ClickInfer(InferTask):
             with pooled.lock, self.served.model_lock:
                 added, replayed = self._apply(pooled, image, modality, obj, clicks)
                 mask, grid = pooled.session.mask(obj), pooled.session.grid
-            path = answer_as_asked(write_label_file(mask[None], grid), request)  # OHIF asks an NRRD
+            path = write_answer(mask[None], grid, request)  # a NIfTI, or the NRRD OHIF asks for
         return path, {"label_names": {obj: 1},
                       "session": {"new": pooled.created, "clicks_added": added, "replayed": replayed,
                                   "encodings": pooled.session.encodings},

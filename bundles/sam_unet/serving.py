@@ -14,8 +14,7 @@ from typing import Any
 
 from bundles.sam_unet.sa_med2d import write_sa_med2d
 from bundles.serving import request_values
-from bundles.serving.archive import answer_as_asked
-from bundles.serving.infer_task import CaseInfer, http_errors
+from bundles.serving.infer_task import CaseInfer
 from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 from bundles.serving.train_data import case_list
@@ -40,11 +39,6 @@ class BoxInfer(CaseInfer):
             self.limits.check_clicks(len(clicks))
             obj.update(points=[list(p) for p, _ in clicks], point_labels=[int(positive) for _, positive in clicks])
         return {"objects": [obj]}
-
-    def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        path, meta = super().__call__(request)
-        with http_errors(str(request.get("model", self.served.bundle))):
-            return answer_as_asked(path, request), meta  # an NRRD when OHIF asks one
 
 
 def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> BoxInfer:

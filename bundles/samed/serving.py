@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bundles.serving.archive import answer_as_asked
-from bundles.serving.infer_task import CaseInfer, http_errors
+from bundles.serving.infer_task import CaseInfer
 from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 
@@ -22,11 +21,6 @@ class AutomaticInfer(CaseInfer):
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return {}
-
-    def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        path, meta = super().__call__(request)
-        with http_errors(str(request.get("model", self.served.bundle))):
-            return answer_as_asked(path, request), meta  # an NRRD when OHIF asks one
 
 
 def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> AutomaticInfer:

@@ -8,19 +8,18 @@ refused by SAT's own prompt check (422).
 The answer's values are 1..K in prompt order, except for OHIF v3: its client sends ``restore_label_idx: false``
 with every request and maps each voxel value as an index of the model's ``labels`` (``MonaiLabelPanel.updateView``),
 so a request with ``restore_label_idx`` false and only ``label_prompt`` classes is answered in those indices
-(``label_names`` says so), as an NRRD when it asks one (:func:`bundles.serving.archive.answer_as_asked`).
+(``label_names`` says so), as the NRRD it asks for (:mod:`bundles.serving.answer_file`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bundles.errors import PromptError
 from bundles.io.modality import MODALITIES
 from bundles.serving import request_values
-from bundles.serving.archive import answer_as_asked
-from bundles.serving.infer_task import CaseInfer, http_errors
+from bundles.serving.infer_task import CaseInfer
 from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 
@@ -39,15 +38,17 @@ class TextInfer(CaseInfer):
         self.by_index = {i + 1: name for i, name in enumerate(names)}
         self.by_name = {name: i + 1 for i, name in enumerate(names)}
 
-    def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        path, meta = super().__call__(request)
-        names = meta["label_names"]
-        values = None
-        if request.get("restore_label_idx") is False and not request.get("prompts") and all(n in self.by_name for n in names):
-            values = {value: self.by_name[name] for name, value in names.items()}
-            meta["label_names"] = {name: self.by_name[name] for name in names}
-        with http_errors(str(request.get("model", self.served.bundle))):
-            return answer_as_asked(path, request, values), meta
+    @staticmethod
+    def answers_in_indices(request: Mapping[str, Any]) -> bool:
+        """Whether the answer's values are the ``labels`` indices of its classes (OHIF's requests: see the module
+        docstring) rather than 1..K."""
+        return request.get("restore_label_idx") is False and not request.get("prompts")
+
+    def answer_values(self, request: Mapping[str, Any], names: Sequence[str]) -> list[int] | None:
+        """OHIF's requests are answered in the classes' ``labels`` indices (module docstring), others 1..K."""
+        if self.answers_in_indices(request) and all(n in self.by_name for n in names):
+            return [self.by_name[name] for name in names]
+        return None
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
         prompts = request_values.strings(request, "prompts")
@@ -56,6 +57,10 @@ class TextInfer(CaseInfer):
         for index in indices:
             if index not in self.by_index:
                 raise PromptError(f"label_prompt {index} is not an index of this model's labels (1 .. {len(self.by_index)})")
+            if index > 255 and self.answers_in_indices(request) and request.get("result_extension") == ".nrrd" \
+                    and request.get("result_dtype") != "uint16":
+                raise PromptError(f"label_prompt {index} ({self.by_index[index]}): an answer in uint8 (OHIF's label map) holds"
+                                  " label indices up to 255 only; ask for this class by name ('prompts') or from 3D Slicer")
             prompts.append(self.by_index[index])
         return {"prompts": prompts, "modality": request_values.text(request, "modality", "ct")}
 

@@ -15,8 +15,6 @@ What this module changes:
   which it downloads at start-up (this server never reaches the network).
 - Final labels for ``/train`` are those saved through this server (their NIfTI is kept in the cache beside
   the SEG's SeriesInstanceUID); SEG series stored in the archive by other tools are not read back.
-- OHIF v3 (the build inside the monailabel wheel, which reads this archive through ``/proxy/dicom``) asks each
-  inference for an NRRD answer: :func:`answer_as_asked` writes the tasks' label in the form a request asks for.
 
 Credentials come from MONAI Label's settings (environment ``MONAI_LABEL_DICOMWEB_USERNAME`` /
 ``MONAI_LABEL_DICOMWEB_PASSWORD``), never from the command line.
@@ -24,15 +22,10 @@ Credentials come from MONAI Label's settings (environment ``MONAI_LABEL_DICOMWEB
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import pathlib
-import tempfile
-from collections.abc import Mapping
 from typing import Any
-
-import nibabel as nib
 
 import numpy as np
 from dicomweb_client.session_utils import create_session_from_user_pass
@@ -42,13 +35,13 @@ from monailabel.datastore.local import LocalDatastore
 from monailabel.datastore.utils.convert import binary_to_image
 from monailabel.interfaces.datastore import DefaultLabelTag
 
-from bundles.errors import BundleInputError, PromptError
+from bundles.errors import BundleInputError
 from bundles.io.dicom_seg import build_dicom_seg
 from bundles.io.readers import read_image
 from bundles.io.reference_masks import load_reference_masks
 from bundles.serving.label_names import legend_of
 
-__all__ = ["ArchiveDatastore", "archive_datastore", "answer_as_asked", "SEG_DESCRIPTION"]
+__all__ = ["ArchiveDatastore", "archive_datastore", "label_segments", "SEG_DESCRIPTION"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,73 +74,6 @@ def label_segments(label_file: str, info: dict[str, Any], series_dir: str) -> tu
     legend = {v: names.get(str(v), f"label {v}") for v in values}
     masks = load_reference_masks(label_file, legend, list(legend.values()), grid)
     return masks, list(legend.values()), grid
-
-
-def _nrrd_vector(values: np.ndarray) -> str:
-    return "(" + ",".join(repr(float(v)) for v in values) + ")"
-
-
-def answer_as_asked(path: str, request: Mapping[str, Any], values: Mapping[int, int] | None = None) -> str:
-    """The label NIfTI ``path`` a task wrote, in the form ``request`` asks for; returns the file to send.
-
-    OHIF v3's MONAI Label plugin (``MonaiLabelClient.infer`` in the bundled ``ohif/3933.bundle.*.js``) sends
-    ``result_extension: ".nrrd"``, ``result_dtype: "uint8"``, ``result_compress: false`` and reads the answer
-    with nrrd-js (``SegmentationReader.parseNrrdData``), copying the raw voxel bytes, one byte per voxel, into
-    its label-map volume (``MonaiLabelPanel.updateView``): a NIfTI answer is unreadable there. An ``.nrrd``
-    request gets an NRRD (LPS space directions and origin of the same grid, voxels in the NIfTI's own order,
-    first index fastest, which is the order of the series' DICOM grid that OHIF shows), uint8 unless
-    ``result_dtype`` is ``uint16``, gzip-encoded when ``result_compress`` is true. Other requests (3D Slicer's)
-    get the NIfTI unchanged.
-
-    Args:
-        path: the task's answer (a label NIfTI in the server's result folder; replaced here when converted).
-        request: the inference request.
-        values: label value -> value to answer with instead (SAT answers OHIF in its labels' indices).
-
-    Raises:
-        PromptError: a value does not fit the dtype asked for (OHIF asks uint8: values up to 255).
-    """
-    extension = request.get("result_extension")
-    if extension != ".nrrd" and not values:
-        return path
-    try:
-        return _convert(path, request, extension, values)
-    except BaseException:
-        if os.path.exists(path):
-            os.unlink(path)  # never sent: MONAI Label deletes only what it sends
-        raise
-
-
-def _convert(path: str, request: Mapping[str, Any], extension: Any, values: Mapping[int, int] | None) -> str:
-    image = nib.load(path)
-    data = np.asarray(image.dataobj)
-    if values:
-        mapped = np.zeros(data.shape, dtype=np.uint16 if max(values.values()) > 255 else np.uint8)
-        for old, new in values.items():
-            mapped[data == old] = new
-        data = mapped
-    if extension != ".nrrd":
-        answer = nib.Nifti1Image(data, image.affine, image.header)
-        answer.set_data_dtype(data.dtype)
-        nib.save(answer, path)
-        return path
-    dtype = np.dtype("<u2") if request.get("result_dtype") == "uint16" else np.dtype("u1")
-    if data.size and int(data.max()) > np.iinfo(dtype).max:
-        raise PromptError(f"the answer holds label value {int(data.max())}, more than the {dtype.name} the request asks for"
-                          f" (result_dtype) can hold; OHIF's label map holds values up to 255")
-    lps = np.diag([-1.0, -1.0, 1.0]) @ image.affine[:3]  # NIfTI world is RAS, NRRD's space here LPS
-    compress = request.get("result_compress") is True
-    header = "\n".join(["NRRD0004", f"type: {'uint16' if dtype.itemsize == 2 else 'uint8'}", "dimension: 3",
-                        "space: left-posterior-superior", "sizes: " + " ".join(str(s) for s in data.shape),
-                        "space directions: " + " ".join(_nrrd_vector(lps[:, n]) for n in range(3)),
-                        "kinds: domain domain domain", "endian: little", f"encoding: {'gzip' if compress else 'raw'}",
-                        "space origin: " + _nrrd_vector(lps[:, 3]), "", ""])
-    voxels = data.astype(dtype).tobytes(order="F")  # first index fastest, as NIfTI stores and OHIF reads them
-    handle, nrrd_path = tempfile.mkstemp(suffix=".nrrd", prefix="medseg-", dir=os.path.dirname(path))
-    with os.fdopen(handle, "wb") as f:
-        f.write(header.encode("ascii") + (gzip.compress(voxels) if compress else voxels))
-    os.unlink(path)
-    return nrrd_path
 
 
 class ArchiveDatastore(DICOMWebDatastore):

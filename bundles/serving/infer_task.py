@@ -8,32 +8,25 @@ predicting and the result file are the same for every family. Errors a client ca
 
 from __future__ import annotations
 
-import atexit
-import functools
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from fastapi import HTTPException
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from bundles.errors import BundleError, BundleInputError, CheckpointError, PromptError
-from bundles.io.atomic import atomic_write
 from bundles.io.cases import parse_cases
-from bundles.io.grid import ImageGrid
 from bundles.io.readers import read_image
-from bundles.io.writers import label_image, label_map
+from bundles.serving.answer_file import write_answer
 from bundles.serving.limits import RequestLimits
 from bundles.serving.served_bundle import ServedBundle
 
-__all__ = ["CaseInfer", "http_errors", "write_label_file", "image_of"]
+__all__ = ["CaseInfer", "http_errors", "image_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,28 +52,6 @@ def image_of(request: Mapping[str, Any]) -> str:
     if not isinstance(image, str) or not os.path.exists(image):
         raise PromptError(f"no readable image in the request (got {str(image)[:120]!r}); give an image id of the datastore or upload a file")
     return image
-
-
-@functools.cache
-def _results_dir() -> str:
-    """This server's own folder for result files, made once per process in the temp folder.
-
-    MONAI Label's client (3D Slicer's plugin) saves an answer as ``<its temp folder>/<the server's file name>``
-    while the server deletes its file after sending: with both in the same temp folder of one machine, the
-    server deleted the client's copy (results lost). In a folder of its own the server deletes only its own.
-    The folder is removed when the process exits normally."""
-    folder = tempfile.mkdtemp(prefix="medseg-serve-")
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
-
-
-def write_label_file(masks: np.ndarray, grid: ImageGrid) -> str:
-    """A temporary NIfTI of the multi-label map of bool ``masks`` ``(K, X, Y, Z)`` on ``grid`` (values 1..K),
-    in :func:`_results_dir`, written completely before its name is handed on; MONAI Label deletes it once sent."""
-    handle, path = tempfile.mkstemp(suffix=".nii.gz", prefix="medseg-", dir=_results_dir())
-    os.close(handle)
-    atomic_write(path, lambda tmp: nib.save(label_image(label_map(masks), grid), str(tmp)))
-    return path
 
 
 class CaseInfer(InferTask):
@@ -109,6 +80,11 @@ class CaseInfer(InferTask):
         :mod:`bundles.serving.request_values` (never a request value as it is)."""
         raise NotImplementedError
 
+    def answer_values(self, request: Mapping[str, Any], names: Sequence[str]) -> list[int] | None:
+        """The label value of each answered class in the answer file; ``None``: ``1..K`` in the order of
+        ``names`` (a family answering in other values, e.g. SAT's label indices for OHIF, overrides this)."""
+        return None
+
     def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         model = str(request.get("model", self.served.bundle))
         with http_errors(model):
@@ -120,7 +96,8 @@ class CaseInfer(InferTask):
             read_s = time.perf_counter() - started
             with self.served.model_lock:
                 masks, names = predictor(image, grid, case, prompts)
-            path = write_label_file(np.asarray(masks, dtype=bool), grid)
+            values = self.answer_values(request, names) or list(range(1, len(names) + 1))
+            path = write_answer(np.asarray(masks, dtype=bool), grid, request, values)
         total_s = time.perf_counter() - started
-        return path, {"label_names": {name: i + 1 for i, name in enumerate(names)},
+        return path, {"label_names": dict(zip(names, values)),
                       "latencies": {"pre": round(read_s, 3), "infer": round(total_s - read_s, 3), "total": round(total_s, 3)}}
