@@ -9,4 +9,17 @@ never imports a family. The bundle folders (``sat_nano/``, ``sat_pro/``, ...) on
 points here through ``_target_``.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["segment", "open_session", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``bundles.segment`` and ``bundles.open_session`` (:mod:`bundles.api`), imported on first use so that the
+    configs' ``$import bundles`` stays light."""
+    if name in ("segment", "open_session"):
+        from bundles import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'bundles' has no attribute {name!r}")

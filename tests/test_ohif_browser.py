@@ -11,7 +11,9 @@ the plugin's own client (``PUT /datastore/label``) and comes back from Orthanc a
 The models are the tiny ones of ``tests/live_server.py`` (every logit positive: SAT's answer is its whole
 window, SAM-Med3D's its 32-voxel window of 1.5 mm around the click), so what is checked is the geometry of the
 whole path, browser included. Screenshots go to the module's temporary folder (printed); with
-``MEDSEG_WRITE_SCREENSHOTS=1`` the SAT one is also written to ``docs/images/ohif_sat_liver.png``.
+``MEDSEG_WRITE_SCREENSHOTS=1`` the SAT one is also written to ``docs/images/ohif_sat_liver.png``, and
+``MEDSEG_OHIF_SAT_MODEL=<folder>`` serves that SAT-Nano model instead of the tiny one (the README's screenshot
+shows the demo model of README command 1, ``demo_output/ct/model``).
 
 What the bundled plugin cannot do with this server (see ``tests/browser.py`` for what it does):
 
@@ -30,6 +32,7 @@ import importlib.util
 import io
 import os
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -73,7 +76,10 @@ def ohif(tmp_path_factory, tiny_sat_model):
         (b_series,) = upload_folder(archive, PATIENT_B)
         upload_folder(archive, root / "phantom_dicom")
         (root / "server").mkdir()
-        with running_server(root / "server", archive.dicomweb, tiny_model_dirs(root / "server", tiny_sat_model)) as server, \
+        model_dirs = tiny_model_dirs(root / "server", tiny_sat_model)
+        if os.environ.get("MEDSEG_OHIF_SAT_MODEL"):
+            model_dirs["sat_nano"] = str(Path(os.environ["MEDSEG_OHIF_SAT_MODEL"]).resolve())
+        with running_server(root / "server", archive.dicomweb, model_dirs) as server, \
                 launched_chromium() as browser:
             viewer = OhifViewer.open(browser, server.url, shots)
             viewer.open_study(patient_id)

@@ -81,8 +81,8 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
                         ("max_train_steps", max_train_steps), ("max_trainings", max_trainings)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"--{name} must be an integer of at least 1, got {value!r}")
+    from bundles.engines.loaded_bundle import LoadedBundle
     from bundles.serving.app import model_dir_of, served_models
-    from bundles.serving.served_bundle import ServedBundle
 
     conf = {"models": models, "device": device, "max_sessions": max_sessions, "session_idle_seconds": session_idle_seconds,
             "runs_dir": runs_dir, "tracking_uri": tracking_uri, "train_steps": train_steps, "workers": workers,
@@ -93,7 +93,7 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
         raise ConfigurationError("no bundle has weights in its models/ folder; name the bundles with --models and their weights with --model_dirs")
     for bundle in chosen:  # every weights file checked now, not at the first request
         try:
-            ServedBundle(bundle, model_dir_of(bundle, conf), device).check_weights()
+            LoadedBundle(bundle, model_dir_of(bundle, conf), device).check_weights()
         except CheckpointError as e:
             raise CheckpointError(f"{e} (here: --model_dirs \"{{'{bundle}': '<folder with model.pt>'}}\")") from e
     command = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(APP),

@@ -1,4 +1,5 @@
-"""SAM-Med3D's short Python API: a click session built from the bundle's own inference config.
+"""SAM-Med3D's short Python API (:func:`bundles.open_session` for this bundle): a click session built from the
+bundle's own inference config.
 
     from bundles.sam_med3d import open_session
     from bundles.io.readers import read_image
@@ -36,10 +37,6 @@ def open_session(model_dir: str | PathLike | None = None, *, device: str = "auto
     Raises:
         CheckpointError: missing or non-matching weights (named), before anything is loaded.
     """
-    from bundles.bundle_configs import parse_inference
-    from bundles.checkpoints.release import check_model_files
+    from bundles.api import open_session as open_any
 
-    parser = parse_inference("sam_med3d", model_dir, device=device, progress=False, **options)
-    check_model_files(parser.get_parsed_content("model_files"), parser.get_parsed_content("model_dir"),
-                      parser.get_parsed_content("how_to_get_weights"))
-    return parser.get_parsed_content("session")
+    return open_any("sam_med3d", model_dir, device=device, settings=options)

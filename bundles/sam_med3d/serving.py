@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
+from bundles.engines.loaded_bundle import LoadedBundle
 from bundles.errors import PromptError
 from bundles.io.readers import read_image
 from bundles.sam_med3d.session import ClickSession
@@ -29,7 +30,6 @@ from bundles.serving.answer_file import write_answer
 from bundles.serving.infer_task import http_errors, image_of
 from bundles.serving.limits import RequestLimits
 from bundles.serving.request_values import Click
-from bundles.serving.served_bundle import ServedBundle
 from bundles.serving.session_pool import PooledSession, SessionPool
 
 __all__ = ["ClickInfer", "infer_task"]
@@ -45,7 +45,7 @@ class ClickInfer(InferTask):
         limits: the server's bounds on one request (clicks).
     """
 
-    def __init__(self, served: ServedBundle, max_sessions: int = 4, idle_seconds: float = 600.0, limits: RequestLimits | None = None):
+    def __init__(self, served: LoadedBundle, max_sessions: int = 4, idle_seconds: float = 600.0, limits: RequestLimits | None = None):
         super().__init__(type=InferType.DEEPGROW, labels=[], dimension=3,
                          description="SAM-Med3D: click inside (foreground) or outside (background) an object; each click refines it")
         self.served = served
@@ -104,6 +104,6 @@ class ClickInfer(InferTask):
         return len(new), replayed
 
 
-def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> ClickInfer:
+def infer_task(served: LoadedBundle, conf: Mapping[str, str]) -> ClickInfer:
     """The task of the app (``--conf max_sessions N``, ``--conf session_idle_seconds S``, the request bounds)."""
     return ClickInfer(served, int(conf.get("max_sessions", 4)), float(conf.get("session_idle_seconds", 600)), RequestLimits.from_conf(conf))

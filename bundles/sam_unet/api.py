@@ -1,4 +1,5 @@
-"""SAM-UNet's short Python API: segment objects given by boxes or points, with the bundle's inference config.
+"""SAM-UNet's short Python API (the family's defaults over :func:`bundles.segment`): segment objects given by
+boxes or points, with the bundle's inference config.
 
     from bundles.sam_unet import segment
 
@@ -40,10 +41,10 @@ def segment(image: str | PathLike, objects: Sequence[dict[str, Any]], output_dir
     Raises:
         PromptError, BundleInputError, CheckpointError: bad prompts, unreadable image, missing weights (named).
     """
-    from bundles.bundle_configs import run_inference
+    from bundles.api import segment as segment_any
     from bundles.io.cases import parse_cases
 
-    input_dict = {"image": str(image), "objects": list(objects), **({"modality": modality} if modality else {})}
-    (case,) = parse_cases(input_dict)
-    run_inference("sam_unet", model_dir, input_dict=input_dict, output_dir=str(output_dir), device=device, progress=False, **options)
+    fields = {"objects": list(objects), **({"modality": modality} if modality else {})}
+    (case,) = parse_cases({"image": str(image), **fields})
+    segment_any("sam_unet", image, output_dir, model_dir=model_dir, device=device, settings=options, **fields)
     return Path(output_dir) / case.id

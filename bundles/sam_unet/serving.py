@@ -12,18 +12,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bundles.engines.loaded_bundle import LoadedBundle
 from bundles.sam_unet.sa_med2d import write_sa_med2d
 from bundles.serving import request_values
 from bundles.serving.infer_task import CaseInfer
 from bundles.serving.limits import RequestLimits
-from bundles.serving.served_bundle import ServedBundle
 from bundles.serving.train_data import case_list
 
 __all__ = ["BoxInfer", "infer_task", "train_data"]
 
 
 class BoxInfer(CaseInfer):
-    def __init__(self, served: ServedBundle, limits: RequestLimits):
+    def __init__(self, served: LoadedBundle, limits: RequestLimits):
         super().__init__(served, type="deepgrow", labels=[], dimension=3,
                          description="SAM-UNet: draw a box (request value 'box') or click inside / outside an object, slice by slice",
                          limits=limits)
@@ -41,7 +41,7 @@ class BoxInfer(CaseInfer):
         return {"objects": [obj]}
 
 
-def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> BoxInfer:
+def infer_task(served: LoadedBundle, conf: Mapping[str, str]) -> BoxInfer:
     """The task of the app (``conf``: the server's options, for the request bounds)."""
     return BoxInfer(served, RequestLimits.from_conf(conf))
 

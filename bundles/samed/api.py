@@ -1,4 +1,5 @@
-"""SAMed's short Python API: segment a CT with the bundle's own inference config.
+"""SAMed's short Python API (the family's defaults over :func:`bundles.segment`): segment a CT with the
+bundle's own inference config.
 
     from bundles.samed import segment
 
@@ -36,10 +37,9 @@ def segment(image: str | PathLike, output_dir: str | PathLike, model_dir: str | 
     Raises:
         BundleInputError, CheckpointError: unreadable image, missing or non-matching weights (named).
     """
-    from bundles.bundle_configs import run_inference
+    from bundles.api import segment as segment_any
     from bundles.io.cases import parse_cases
 
     (case,) = parse_cases({"image": str(image)})
-    run_inference("samed_lora", model_dir, input_dict={"image": str(image)}, output_dir=str(output_dir), device=device, progress=False,
-                  **options)
+    segment_any("samed_lora", image, output_dir, model_dir=model_dir, device=device, settings=options)
     return Path(output_dir) / case.id

@@ -1,4 +1,5 @@
-"""SAT's one-call Python API: the same job as the bundle's ``configs/inference.json``, from Python.
+"""SAT's one-call Python API (the family's defaults over :func:`bundles.segment`): the same job as the bundle's
+``configs/inference.json``, from Python.
 
     from bundles.sat import segment, segment_to_folder
     masks, grid = segment("ct.nii.gz", ["liver", "spleen"])                  # official SAT-Nano weights
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bundles.bundle_configs import parse_inference, run_inference
+from bundles.bundle_configs import run_inference
 from bundles.io.grid import ImageGrid
 
 __all__ = ["segment", "segment_to_folder"]
@@ -53,16 +54,10 @@ def segment(
     Raises:
         BundleError: bad input, prompts, weights or settings, before any model work where possible.
     """
-    from bundles.checkpoints.release import check_model_files
-    from bundles.engines.segmentation_job import prepare_cases
-    from bundles.io.readers import read_image
+    from bundles.api import segment as segment_any
 
-    parser = parse_inference(bundle, model_dir, device=device, progress=False, **options)
-    (case, checked), = prepare_cases({"image": str(image), "prompts": list(prompts), "modality": modality},
-                                     parser.get_parsed_content("prompt_check"))
-    check_model_files(*(parser.get_parsed_content(k) for k in ("model_files", "model_dir", "how_to_get_weights")))
-    volume, grid = read_image(case.image)
-    masks, _ = parser.get_parsed_content("predictor")(volume, grid, case, checked)
+    masks, _, grid = segment_any(bundle, image, model_dir=model_dir, device=device, settings=options, prompts=list(prompts),
+                                 modality=modality)
     return masks, grid
 
 

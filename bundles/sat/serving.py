@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bundles.engines.loaded_bundle import LoadedBundle
 from bundles.errors import PromptError
 from bundles.io.modality import MODALITIES
 from bundles.serving import request_values
 from bundles.serving.infer_task import CaseInfer
 from bundles.serving.limits import RequestLimits
-from bundles.serving.served_bundle import ServedBundle
 
 __all__ = ["TextInfer", "infer_task"]
 
@@ -29,7 +29,7 @@ __all__ = ["TextInfer", "infer_task"]
 class TextInfer(CaseInfer):
     """SAT's MONAI Label task: ``labels`` is the vocabulary (name -> index from 1)."""
 
-    def __init__(self, served: ServedBundle, limits: RequestLimits):
+    def __init__(self, served: LoadedBundle, limits: RequestLimits):
         vocabulary = served.value("vocabulary")
         names = list(dict.fromkeys(t for m in MODALITIES for t in vocabulary.terms(m)))
         super().__init__(served, type="segmentation", labels={name: i + 1 for i, name in enumerate(names)}, dimension=3,
@@ -65,6 +65,6 @@ class TextInfer(CaseInfer):
         return {"prompts": prompts, "modality": request_values.text(request, "modality", "ct")}
 
 
-def infer_task(served: ServedBundle, conf: Mapping[str, str]) -> TextInfer:
+def infer_task(served: LoadedBundle, conf: Mapping[str, str]) -> TextInfer:
     """The task of the app (``conf``: the server's options, for the request bounds)."""
     return TextInfer(served, RequestLimits.from_conf(conf))

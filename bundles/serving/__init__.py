@@ -1,7 +1,7 @@
 """Serving the bundles in MONAI Label (``tools/serve.py`` starts it; the app folder is ``deploy/monailabel/``).
 
 The app adds no pipeline of its own: each served bundle is its own ``configs/inference.json`` parsed once
-(:class:`ServedBundle`), and a request runs that config's prompt check and predictor (SAT, SAMed,
+(:class:`LoadedBundle`), and a request runs that config's prompt check and predictor (SAT, SAMed,
 SAM-UNet) or its click session (SAM-Med3D). A family serves itself with one small file,
 ``bundles/<family>/serving.py``, named by each bundle's ``inference.json`` (config id ``serving_task``).
 

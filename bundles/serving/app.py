@@ -32,10 +32,10 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
 from bundles.bundle_configs import BUNDLES, bundle_dir
+from bundles.engines.loaded_bundle import LoadedBundle
 from bundles.errors import ConfigurationError
 from bundles.serving.archive import archive_datastore
 from bundles.serving.limits import RequestLimits
-from bundles.serving.served_bundle import ServedBundle
 from bundles.serving.train_task import BundleTrain
 
 __all__ = ["BundlesApp", "served_models", "model_dir_of"]
@@ -75,7 +75,7 @@ class BundlesApp(MONAILabelApp):
         device = self.conf.get("device", "auto")
         tasks = {}
         for bundle in self.models:
-            served = ServedBundle(bundle, model_dir_of(bundle, self.conf), device)
+            served = LoadedBundle(bundle, model_dir_of(bundle, self.conf), device)
             tasks[bundle] = served.value("serving_task")(served, self.conf)
             logger.info("serving %s from %s", bundle, served.model_dir)
         return tasks

@@ -1,8 +1,9 @@
 """The MONAI Label infer task of a bundle whose request is one case: the bundle's prompt check and predictor.
 
 A family subclasses :class:`CaseInfer` and says how a request becomes the case's fields
-(:meth:`CaseInfer.case_fields`, e.g. SAT: ``{'prompts': [...], 'modality': 'ct'}``); reading, checking,
-predicting and the result file are the same for every family. Errors a client can fix come back as HTTP
+(:meth:`CaseInfer.case_fields`, e.g. SAT: ``{'prompts': [...], 'modality': 'ct'}``); reading, checking and
+predicting are the core's :func:`bundles.engines.predict_case.predict_case` (as for :func:`bundles.segment`),
+the answer file :func:`bundles.serving.answer_file.write_answer`, the same for every family. Errors a client can fix come back as HTTP
 4xx with the project's one-line message (:func:`http_errors`).
 """
 
@@ -10,21 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import HTTPException
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
+from bundles.engines.loaded_bundle import LoadedBundle
+from bundles.engines.predict_case import predict_case
 from bundles.errors import BundleError, BundleInputError, CheckpointError, PromptError
-from bundles.io.cases import parse_cases
-from bundles.io.readers import read_image
 from bundles.serving.answer_file import write_answer
 from bundles.serving.limits import RequestLimits
-from bundles.serving.served_bundle import ServedBundle
 
 __all__ = ["CaseInfer", "http_errors", "image_of"]
 
@@ -58,7 +56,7 @@ class CaseInfer(InferTask):
     """A bundle that answers each request with its configs' prompt check and predictor.
 
     Args:
-        served: the bundle (:class:`ServedBundle`).
+        served: the bundle (:class:`LoadedBundle`).
         type: MONAI Label's task type (``segmentation``; ``deepgrow`` makes Slicer and OHIF show click tools).
         labels: what the clients list (names, or name -> index for OHIF's class picker).
         dimension: 3 (volumes; 2D models still take whole volumes here, slice by slice).
@@ -66,7 +64,7 @@ class CaseInfer(InferTask):
         limits: the server's bounds on one request (clicks, prompts).
     """
 
-    def __init__(self, served: ServedBundle, *, type: str | InferType, labels: Sequence[str] | Mapping[str, int],
+    def __init__(self, served: LoadedBundle, *, type: str | InferType, labels: Sequence[str] | Mapping[str, int],
                  dimension: int, description: str, limits: RequestLimits):
         super().__init__(type=type, labels=labels, dimension=dimension, description=description)
         self.served = served
@@ -88,16 +86,9 @@ class CaseInfer(InferTask):
     def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         model = str(request.get("model", self.served.bundle))
         with http_errors(model):
-            started = time.perf_counter()
-            (case,) = parse_cases({"image": image_of(request), **self.case_fields(request)})
-            prompts = self.served.component("prompt_check")(case)
-            predictor = self.served.component("predictor")
-            image, grid = read_image(case.image, frame=case.frame, allow_2d=True)
-            read_s = time.perf_counter() - started
-            with self.served.model_lock:
-                masks, names = predictor(image, grid, case, prompts)
-            values = self.answer_values(request, names) or list(range(1, len(names) + 1))
-            path = write_answer(np.asarray(masks, dtype=bool), grid, request, values)
-        total_s = time.perf_counter() - started
-        return path, {"label_names": dict(zip(names, values)),
-                      "latencies": {"pre": round(read_s, 3), "infer": round(total_s - read_s, 3), "total": round(total_s, 3)}}
+            done = predict_case(self.served, {"image": image_of(request), **self.case_fields(request)})
+            values = self.answer_values(request, done.names) or list(range(1, len(done.names) + 1))
+            path = write_answer(done.masks, done.grid, request, values)
+        total_s = done.read_seconds + done.predict_seconds
+        return path, {"label_names": dict(zip(done.names, values)),
+                      "latencies": {"pre": round(done.read_seconds, 3), "infer": round(done.predict_seconds, 3), "total": round(total_s, 3)}}
