@@ -28,7 +28,7 @@ import nibabel as nib
 import requests
 import torch
 
-__all__ = ["REPO", "TINY", "LiveServer", "tiny_model_dirs", "running_server", "infer", "result", "free_port"]
+__all__ = ["REPO", "TINY", "LiveServer", "tiny_model_dirs", "phantom_studies", "running_server", "infer", "result", "free_port"]
 
 REPO = Path(__file__).resolve().parents[1]
 #: bundle -> the overlay that makes its network tiny (SAT's tiny model comes from conftest's ``tiny_sat_model``).
@@ -84,6 +84,18 @@ def tiny_model_dirs(root: Path, tiny_sat_model: Path, sat_overlays: Sequence[Pat
     (sat / "training.json").write_text(json.dumps(card))
     model_dirs["sat_nano"] = str(sat)
     return model_dirs
+
+
+def phantom_studies(root: Path) -> tuple[Path, Path]:
+    """A studies folder ``root/studies`` holding the oblique LPS phantom as ``phantom.nii.gz``; returns the
+    folder and the phantom's reference mask."""
+    from tests.test_core_toy_family import _oblique_lps_phantom
+
+    studies = root / "studies"
+    studies.mkdir(parents=True)
+    image, mask = _oblique_lps_phantom(root)
+    shutil.copy(image, studies / "phantom.nii.gz")
+    return studies, mask
 
 
 def free_port() -> int:

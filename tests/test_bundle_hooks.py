@@ -4,19 +4,15 @@ workflow needs), so no server code keeps a table of bundles: ``inference.json`` 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import pytest
 from monai.bundle import ConfigParser
 
 from bundles.bundle_configs import BUNDLES, bundle_dir, discover_bundles
+from tests.needs import require
 
-if importlib.util.find_spec("monailabel") is None:
-    if os.environ.get("MEDSEG_REQUIRE_SERVE"):
-        pytest.fail("monailabel is not installed but MEDSEG_REQUIRE_SERVE is set", pytrace=False)
-    pytest.skip("the serve extra (monailabel) is not installed", allow_module_level=True)
+require(packages=("monailabel",))
 
 
 def test_the_bundles_are_the_folders_with_a_metadata_file(tmp_path):

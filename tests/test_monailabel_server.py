@@ -9,9 +9,7 @@ the whole path, not what random weights predict.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,16 +22,13 @@ import numpy as np
 import pytest
 
 from bundles.data.examples import EXAMPLES
-from tests.test_core_toy_family import _oblique_lps_phantom
+from tests.needs import require
 
-if importlib.util.find_spec("monailabel") is None:
-    if os.environ.get("MEDSEG_REQUIRE_SERVE"):  # .ci/run installs the serve extra: there this must run
-        pytest.fail("monailabel is not installed but MEDSEG_REQUIRE_SERVE is set", pytrace=False)
-    pytest.skip("the serve extra (monailabel) is not installed", allow_module_level=True)
+require(packages=("monailabel",))
 
 import requests  # noqa: E402 - after the skip: a dependency of monailabel
 
-from tests.live_server import REPO, infer, result, running_server, tiny_model_dirs  # noqa: E402
+from tests.live_server import REPO, infer, phantom_studies, result, running_server, tiny_model_dirs  # noqa: E402
 
 CLICK = [24, 20, 10]  #: the phantom's bright ellipsoid centre (voxel indices)
 
@@ -41,10 +36,7 @@ CLICK = [24, 20, 10]  #: the phantom's bright ellipsoid centre (voxel indices)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_sat_model):
     root = tmp_path_factory.mktemp("monailabel")
-    studies = root / "studies"
-    studies.mkdir()
-    image, mask = _oblique_lps_phantom(root)
-    shutil.copy(image, studies / "phantom.nii.gz")
+    studies, mask = phantom_studies(root)
     shutil.copy(EXAMPLES["ct_abdomen_pelvis"].image, studies / "patient_a.nii.gz")
     with running_server(root, studies, tiny_model_dirs(root, tiny_sat_model), ["--max_sessions", "2"]) as live:
         yield {"url": live.url, "root": root, "work": live.work, "studies": studies, "mask": mask, "process": live.process}

@@ -28,7 +28,6 @@ What the bundled plugin cannot do with this server (see ``tests/browser.py`` for
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
@@ -39,15 +38,9 @@ import numpy as np
 import pytest
 
 from bundles.data.examples import EXAMPLES
+from tests.needs import require
 
-_missing = [name for name in ("monailabel", "playwright") if importlib.util.find_spec(name) is None]
-if _missing or not shutil.which("chromium") or not (shutil.which("Orthanc") or os.access("/usr/sbin/Orthanc", os.X_OK)):
-    why = (f"{', '.join(_missing)} not installed (serve and test extras)" if _missing
-           else "chromium is not installed (apt-get install chromium)" if not shutil.which("chromium")
-           else "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-    if os.environ.get("MEDSEG_REQUIRE_SERVE"):  # .ci/run installs the extras, chromium and Orthanc: there this must run
-        pytest.fail(f"{why} but MEDSEG_REQUIRE_SERVE is set", pytrace=False)
-    pytest.skip(why, allow_module_level=True)
+require(packages=("monailabel", "playwright"), programs=("chromium", "Orthanc"))
 
 import pydicom  # noqa: E402 - after the skip: dependencies of the extras
 import requests  # noqa: E402

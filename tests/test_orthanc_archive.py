@@ -5,9 +5,6 @@ unchanged, STOW-RS (the path MONAI Label saves a DICOM-SEG by) stores a new inst
 from __future__ import annotations
 
 import copy
-import importlib.util
-import os
-import shutil
 import socket
 from types import SimpleNamespace
 
@@ -17,14 +14,9 @@ import pytest
 from pydicom.uid import generate_uid
 
 from bundles.data.examples import EXAMPLES
+from tests.needs import require
 
-_missing = [name for name in ("requests", "dicomweb_client") if importlib.util.find_spec(name) is None]
-if _missing or not (shutil.which("Orthanc") or os.access("/usr/sbin/Orthanc", os.X_OK)):
-    why = (f"{', '.join(_missing)} (serve extra) not installed" if _missing
-           else "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-    if os.environ.get("MEDSEG_REQUIRE_SERVE"):  # .ci/run installs the serve extra and Orthanc: there this must run
-        pytest.fail(f"{why} but MEDSEG_REQUIRE_SERVE is set", pytrace=False)
-    pytest.skip(why, allow_module_level=True)
+require(packages=("requests", "dicomweb_client"), programs=("Orthanc",))
 
 import requests  # noqa: E402 - after the skip: a dependency of the serve extra
 from dicomweb_client.api import DICOMwebClient  # noqa: E402

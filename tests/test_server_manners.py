@@ -9,10 +9,8 @@ are set low: ``--max_clicks 8 --max_prompts 4 --max_train_steps 10 --max_trainin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import signal
 import statistics
 import threading
@@ -21,16 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.test_core_toy_family import _oblique_lps_phantom
+from tests.needs import require
 
-if importlib.util.find_spec("monailabel") is None:
-    if os.environ.get("MEDSEG_REQUIRE_SERVE"):  # .ci/run installs the serve extra: there this must run
-        pytest.fail("monailabel is not installed but MEDSEG_REQUIRE_SERVE is set", pytrace=False)
-    pytest.skip("the serve extra (monailabel) is not installed", allow_module_level=True)
+require(packages=("monailabel",))
 
 import requests  # noqa: E402 - after the skip: a dependency of monailabel
 
-from tests.live_server import REPO, infer, result, running_server, tiny_model_dirs  # noqa: E402
+from tests.live_server import REPO, infer, phantom_studies, result, running_server, tiny_model_dirs  # noqa: E402
 
 SLOW_S = 12.0  #: seconds SAT's stand-in waits before each answer
 CLICK = [24, 20, 10]  #: the phantom's bright ellipsoid centre (voxel indices)
@@ -40,10 +35,7 @@ BOUNDS = ["--max_clicks", "8", "--max_prompts", "4", "--max_train_steps", "10", 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_sat_model):
     root = tmp_path_factory.mktemp("manners")
-    studies = root / "studies"
-    studies.mkdir()
-    image, mask = _oblique_lps_phantom(root)
-    shutil.copy(image, studies / "phantom.nii.gz")
+    studies, mask = phantom_studies(root)
     slow = root / "slow.json"
     slow.write_text(json.dumps({"predictor": {"_target_": "tests.stand_ins.SlowPredictor", "seconds": SLOW_S,
                                               "inner": f"%{REPO / 'sat_nano/configs/inference.json'}#predictor"}}))

@@ -12,7 +12,6 @@ its window or slices; what the random weights predict is not tested.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import time
@@ -25,14 +24,9 @@ import numpy as np
 import pytest
 
 from bundles.data.examples import EXAMPLES
+from tests.needs import require
 
-_missing = [name for name in ("monailabel", "requests", "dicomweb_client") if importlib.util.find_spec(name) is None]
-if _missing or not (shutil.which("Orthanc") or os.access("/usr/sbin/Orthanc", os.X_OK)):
-    why = (f"{', '.join(_missing)} (serve extra) not installed" if _missing
-           else "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-    if os.environ.get("MEDSEG_REQUIRE_SERVE"):  # .ci/run installs the serve extra and Orthanc: there this must run
-        pytest.fail(f"{why} but MEDSEG_REQUIRE_SERVE is set", pytrace=False)
-    pytest.skip(why, allow_module_level=True)
+require(packages=("monailabel", "requests", "dicomweb_client"), programs=("Orthanc",))
 
 import pydicom  # noqa: E402 - after the skip: dependencies of the serve extra
 import requests  # noqa: E402
