@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import statistics
 import threading
@@ -161,3 +162,25 @@ def test_sigterm_stops_the_server_within_seconds_while_a_request_runs(server):
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=15)
     assert time.perf_counter() - started < 8.0
+
+
+def _junk_request(server, method: str, path: str) -> requests.Response:
+    """``method path`` with every path parameter an unknown id, junk query values and a malformed body."""
+    url = server["url"] + re.sub(r"\{[^}]+\}", "no_such_id", path.replace("{path:path}", "no/such/path"))
+    query = {"image": "no_such_image", "label": "no_such_label", "tag": "final", "model": "no_such_model", "strategy": "no_such"}
+    if method in ("GET", "DELETE"):
+        return requests.request(method, url, params=query, timeout=60)
+    return requests.request(method, url, params=query, data=b"{not json", headers={"content-type": "application/json"}, timeout=60)
+
+
+def test_every_route_of_the_app_answers_junk_with_a_4xx_never_a_500(server):
+    """Every route MONAI Label serves here (read from the app's own OpenAPI), given unknown ids and a body that
+    is not JSON: never a 5xx, and the server goes on."""
+    spec = requests.get(f"{server['url']}/openapi.json", timeout=30).json()
+    routes = [(method.upper(), path) for path, methods in spec["paths"].items() for method in methods]
+    assert len(routes) > 30 and ("POST", "/infer/{model}") in routes
+    answers = {f"{method} {path}": _junk_request(server, method, path) for method, path in routes
+               if not path.startswith(("/proxy/", "/ohif/")) and path not in ("/reload", "/logs/")}
+    errors = {route: (a.status_code, a.text[:120]) for route, a in answers.items() if a.status_code >= 500}
+    assert not errors, errors
+    assert _alive(server)

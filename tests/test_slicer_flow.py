@@ -13,6 +13,7 @@ its window or slices; what the random weights predict is not tested.
 from __future__ import annotations
 
 import os
+import json
 import shutil
 import time
 from itertools import product
@@ -221,3 +222,15 @@ def test_fifty_clicks_in_a_row_each_answer_readable_at_once(flow):
             if f and os.path.isfile(f):
                 os.unlink(f)
     assert flow.process.poll() is None
+
+
+@pytest.mark.parametrize(("method", "path", "query"), [
+    ("POST", "/infer/sat_nano", {"image": "1.2.826.0.1.3680043.8.498.1", "output": "image"}),
+    ("GET", "/datastore/image", {"image": "1.2.826.0.1.3680043.8.498.1"}),
+    ("GET", "/datastore/label", {"label": "1.2.826.0.1.3680043.8.498.1", "tag": "final"}),
+])
+def test_a_series_the_archive_does_not_hold_is_a_4xx(flow, method, path, query):
+    answer = requests.request(method, f"{flow.url}{path}", params=query, files={"params": (None, json.dumps({"prompts": ["liver"]}))}
+                              if method == "POST" else None, timeout=120)
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+    assert requests.get(f"{flow.url}/info/", timeout=30).status_code == 200

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import re
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
 from monailabel.datastore.local import LocalDatastore
 from monailabel.datastore.utils.convert import binary_to_image
 from monailabel.interfaces.datastore import DefaultLabelTag
+from monailabel.interfaces.exception import ImageNotFoundException
 
 from bundles.errors import BundleInputError
 from bundles.io.dicom_seg import build_dicom_seg
@@ -44,6 +46,9 @@ from bundles.serving.label_names import legend_of
 __all__ = ["ArchiveDatastore", "archive_datastore", "label_segments", "SEG_DESCRIPTION"]
 
 logger = logging.getLogger(__name__)
+
+#: A DICOM UID (PS3.5 9.1: digits and dots, at most 64 characters).
+DICOM_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 #: SeriesDescription of the DICOM-SEG a saved label becomes.
 SEG_DESCRIPTION = "Annotation (MONAI Label, medseg-bundles)"
@@ -78,6 +83,20 @@ def label_segments(label_file: str, info: dict[str, Any], series_dir: str) -> tu
 
 class ArchiveDatastore(DICOMWebDatastore):
     """MONAI Label's DICOMweb datastore whose final labels become this project's DICOM-SEG (module docstring)."""
+
+    def get_image_uri(self, image_id: str) -> str:
+        """The fetched series as a NIfTI (MONAI Label's), for a SeriesInstanceUID the archive holds.
+
+        Raises:
+            ImageNotFoundException: ``image_id`` is no DICOM UID, or no series of the archive (the server
+                answers 404; MONAI Label's own would fail inside the download with a 500).
+        """
+        if not DICOM_UID.fullmatch(image_id or ""):
+            raise ImageNotFoundException(f"{str(image_id)[:80]!r} is not a series of the archive (an image id is a SeriesInstanceUID)")
+        cached = os.path.join(self._datastore.image_path(), image_id)
+        if not (os.path.isdir(cached) and os.listdir(cached)) and not self._client.search_for_series(search_filters={"SeriesInstanceUID": image_id}):
+            raise ImageNotFoundException(f"series {image_id} is not in the archive {self._client.base_url}")
+        return super().get_image_uri(image_id)
 
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any], label_id: str = "") -> str:
         image_uri = self.get_image_uri(image_id)

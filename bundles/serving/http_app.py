@@ -8,7 +8,8 @@
    answering. Requests on one click session are still taken one at a time (the session's lock), and requests
    on one model share its model lock.
 2. **Malformed requests are 4xx.** A ``params`` / ``info`` form field that is not a JSON object, an inference
-   request without an image, more clicks or prompts than the server's bounds, a training over
+   request without an image, an unknown image, label or model (MONAI Label's own errors: 404 / 422), a dataset
+   archive of an empty datastore, more clicks or prompts than the server's bounds, a training over
    ``max_train_steps`` or beyond ``max_trainings`` at once: one line, 422 / 429, never 500 (a form field over
    1 MiB: Starlette's 400)
    (:mod:`bundles.serving.limits`). A request's values are data: they go to the components, never to a config.
@@ -23,6 +24,7 @@ import asyncio
 import functools
 import logging
 import os
+import shutil
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,11 +32,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIRouter
 from monailabel.app import app
 from monailabel.config import settings
-from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException
+from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException, MONAILabelError, MONAILabelException
+from monailabel.interfaces.utils.app import app_instance
 from monailabel.utils.async_tasks.utils import background_processes
 
 from bundles.errors import BundleInputError, PromptError
@@ -53,7 +57,7 @@ _workers = anyio.CapacityLimiter(_limits.workers)
 _trainings = threading.BoundedSemaphore(_limits.max_trainings)
 
 #: (path, method) of MONAI Label's routes that compute: run in worker threads, their JSON fields checked.
-OFF_LOOP = {("/infer/{model}", "POST"), ("/train/{model}", "POST"), ("/train/", "POST"), ("/datastore/", "PUT"),
+OFF_LOOP = {("/datastore/dataset", "GET"), ("/infer/{model}", "POST"), ("/train/{model}", "POST"), ("/train/", "POST"), ("/datastore/", "PUT"),
             ("/datastore/image", "PUT"), ("/datastore/label", "PUT"), ("/datastore/image/info", "PUT"),
             ("/datastore/label/info", "PUT"), ("/session/", "PUT"), ("/batch/infer/{model}", "POST")}
 
@@ -67,6 +71,8 @@ def _check_request(path: str, kwargs: dict[str, Any]) -> None:
         raise PromptError("no image: give an image id (?image=...), a session_id, or upload a file")
     if path.startswith("/train/") and isinstance(kwargs.get("params"), dict):
         _limits.check_train_steps(kwargs["params"].get("max_steps"))
+    if path == "/datastore/dataset" and not app_instance().datastore().get_labeled_images():
+        raise LabelNotFoundException("no image has a final label yet: nothing to put in a dataset archive")
 
 
 def _run(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
@@ -94,8 +100,6 @@ def off_loop(path: str, endpoint: Callable[..., Any]) -> Callable[..., Any]:
             return await anyio.to_thread.run_sync(_run, endpoint, kwargs, limiter=_workers, abandon_on_cancel=True)
         except (PromptError, BundleInputError) as e:
             raise HTTPException(422, str(e)) from e
-        except (ImageNotFoundException, LabelNotFoundException) as e:
-            raise HTTPException(404, str(e.msg if hasattr(e, "msg") else e)) from e
 
     return guarded
 
@@ -130,6 +134,22 @@ def _reroute(application: FastAPI) -> None:
                 replaced.add((route.path, method))
     if replaced != OFF_LOOP:
         raise RuntimeError(f"MONAI Label routes not found: {sorted(OFF_LOOP - replaced)}; this app needs monailabel 0.8.5")
+
+
+async def _monai_label_error(request: Request, error: MONAILabelException) -> JSONResponse:
+    """MONAI Label's own errors as HTTP answers: a missing image or label 404, invalid input 422, the rest 500."""
+    status = 404 if isinstance(error, (ImageNotFoundException, LabelNotFoundException)) else \
+        422 if error.error == MONAILabelError.INVALID_INPUT else 500
+    return JSONResponse({"detail": str(error.msg)}, status_code=status)
+
+
+def _drop_unservable_routes(application: FastAPI) -> None:
+    """Routes that cannot work on this machine answer 404 instead of failing: ``/logs/gpu`` without
+    ``nvidia-smi`` (a CPU server)."""
+    if shutil.which("nvidia-smi") is None:
+        for router in _routers(application.router):
+            for route in [r for r in router.routes if isinstance(r, APIRoute) and r.path == "/logs/gpu"]:
+                router.routes.remove(route)
 
 
 def _stop_children() -> None:
@@ -169,4 +189,6 @@ async def _lifespan_with_prompt_exit(application: FastAPI) -> AsyncIterator[None
 
 
 _reroute(app)
+_drop_unservable_routes(app)
+app.add_exception_handler(MONAILabelException, _monai_label_error)
 app.router.lifespan_context = _lifespan_with_prompt_exit
