@@ -63,7 +63,7 @@ OFF_LOOP = {("/datastore/dataset", "GET"), ("/infer/{model}", "POST"), ("/train/
 
 
 def _check_request(path: str, kwargs: dict[str, Any]) -> None:
-    """Refuse a malformed request before any work (raises PromptError, answered 422 / 413)."""
+    """Refuse a malformed request before any work (raises PromptError, answered 422; LabelNotFoundException, 404)."""
     for field in ("params", "info"):
         if isinstance(kwargs.get(field), str):
             request_params(kwargs[field], field)
@@ -83,7 +83,7 @@ def _run(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
 
 def off_loop(path: str, endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """``endpoint`` checked (:func:`_check_request`) and computed in a worker thread; the project's errors a
-    client can fix become 4xx with their one line, MONAI Label's missing image / label 404."""
+    client can fix become 422 with their one line (MONAI Label's own errors: see :func:`_monai_label_error`)."""
 
     @functools.wraps(endpoint)
     async def guarded(**kwargs: Any) -> Any:
