@@ -81,6 +81,9 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
                         ("max_train_steps", max_train_steps), ("max_trainings", max_trainings)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"--{name} must be an integer of at least 1, got {value!r}")
+    if isinstance(train_steps, int) and train_steps > max_train_steps:
+        raise ConfigurationError(f"--train_steps {train_steps} is more than --max_train_steps {max_train_steps}: every /train"
+                                 " request without max_steps would be refused")
     from bundles.engines.loaded_bundle import LoadedBundle
     from bundles.serving.app import model_dir_of, served_models
 
