@@ -151,19 +151,6 @@ def test_a_second_training_beyond_max_trainings_is_refused_while_the_first_runs(
     assert first["answer"].status_code == 200, first["answer"].text[:500]
 
 
-def test_sigterm_stops_the_server_within_seconds_while_a_request_runs(server):
-    """Last test of the module: the server is gone afterwards."""
-    thread = threading.Thread(target=lambda: _form(server, "POST", "/infer/sat_nano", {"image": "phantom"},
-                                                   {"params": json.dumps({"prompts": ["liver"]})}), daemon=True)
-    thread.start()
-    time.sleep(2.0)
-    process = server["live"].process
-    started = time.perf_counter()
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=15)
-    assert time.perf_counter() - started < 8.0
-
-
 def _junk_request(server, method: str, path: str) -> requests.Response:
     """``method path`` with every path parameter an unknown id, junk query values and a malformed body."""
     url = server["url"] + re.sub(r"\{[^}]+\}", "no_such_id", path.replace("{path:path}", "no/such/path"))
@@ -184,3 +171,16 @@ def test_every_route_of_the_app_answers_junk_with_a_4xx_never_a_500(server):
     errors = {route: (a.status_code, a.text[:120]) for route, a in answers.items() if a.status_code >= 500}
     assert not errors, errors
     assert _alive(server)
+
+
+def test_sigterm_stops_the_server_within_seconds_while_a_request_runs(server):
+    """Last test of the module: the server is gone afterwards."""
+    thread = threading.Thread(target=lambda: _form(server, "POST", "/infer/sat_nano", {"image": "phantom"},
+                                                   {"params": json.dumps({"prompts": ["liver"]})}), daemon=True)
+    thread.start()
+    time.sleep(2.0)
+    process = server["live"].process
+    started = time.perf_counter()
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=15)
+    assert time.perf_counter() - started < 8.0
