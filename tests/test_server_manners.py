@@ -4,7 +4,7 @@ clicks, and SIGTERM stops the server within seconds while a request runs.
 
 The server (``tests/live_server.py``) serves tiny models on a studies folder with the oblique LPS phantom; SAT
 runs behind :class:`tests.stand_ins.SlowPredictor` (:data:`SLOW_S` seconds before each answer), the bounds
-are set low: ``--max_clicks 8 --max_prompts 4 --max_train_steps 10 --max_trainings 1 --workers 2``.
+are set low: ``--max_clicks 8 --max_prompts 4 --max_train_steps 10 --train_steps 2 --max_trainings 1 --workers 2``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.live_server import REPO, infer, phantom_studies, result, running_serv
 
 SLOW_S = 12.0  #: seconds SAT's stand-in waits before each answer
 CLICK = [24, 20, 10]  #: the phantom's bright ellipsoid centre (voxel indices)
-BOUNDS = ["--max_clicks", "8", "--max_prompts", "4", "--max_train_steps", "10", "--max_trainings", "1", "--workers", "2"]
+BOUNDS = ["--max_clicks", "8", "--max_prompts", "4", "--max_train_steps", "10", "--train_steps", "2", "--max_trainings", "1", "--workers", "2"]
 
 
 @pytest.fixture(scope="module")
