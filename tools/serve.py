@@ -34,14 +34,16 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
           max_trainings: int = 1, dryrun: bool = False) -> None:
     """Start a MONAI Label server for the bundles.
 
+    Studies from a DICOMweb archive, e.g. a local Orthanc: --studies http://127.0.0.1:8042/dicom-web
+
     Args:
-        studies: what annotators open. A folder of images (NIfTI, NRRD, or DICOM series): labels are saved
-            beneath it (``labels/final``), as MONAI Label's local datastore does. Or a DICOMweb URL
-            (http(s)://host/dicom-web, e.g. Orthanc's): an image id is then a SeriesInstanceUID, saved labels go
-            back to the archive as DICOM-SEG; its user name and password come from the environment
-            (MONAI_LABEL_DICOMWEB_USERNAME, MONAI_LABEL_DICOMWEB_PASSWORD), never this command line; which
-            series are listed from MONAI_LABEL_DICOMWEB_SEARCH_FILTER (default '{"Modality": "CT"}').
-            Give it as --studies.
+        studies: what annotators open. A folder of images (NIfTI, NRRD, or DICOM series), where labels are saved
+            beneath it (``labels/final``) as MONAI Label's local datastore does. Or the DICOMweb URL of an archive
+            such as Orthanc (the example above), where an image id is a SeriesInstanceUID and saved
+            labels go back to the archive as DICOM-SEG. The archive's user name and password come from the
+            environment variables MONAI_LABEL_DICOMWEB_USERNAME and MONAI_LABEL_DICOMWEB_PASSWORD, never from
+            this command line; the series listed are those matching MONAI_LABEL_DICOMWEB_SEARCH_FILTER (CT by
+            default). Give it as --studies.
         models: bundles to serve, comma-separated (``sat_nano,sam_med3d``); default: every bundle of
             sat_nano, sat_pro, sam_med3d, samed_lora, sam_unet whose weights are in its ``models/``.
         host: address to bind; 127.0.0.1 (this machine only) unless you put authentication in front.
