@@ -12,8 +12,8 @@ its window or slices; what the random weights predict is not tested.
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import shutil
 import time
 from itertools import product
