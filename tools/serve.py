@@ -23,6 +23,7 @@ import fire
 
 from bundles.bundle_configs import BUNDLES
 from bundles.errors import CheckpointError, ConfigurationError, install_excepthook
+from bundles.serving.limits import RequestLimits
 
 APP = Path(__file__).resolve().parents[1] / "deploy" / "monailabel"
 
@@ -79,10 +80,8 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
     if remote and "@" in str(studies).split("/")[2]:
         raise ConfigurationError("--studies: put no user name or password in the URL; set MONAI_LABEL_DICOMWEB_USERNAME and"
                                  " MONAI_LABEL_DICOMWEB_PASSWORD in the environment")
-    for name, value in (("workers", workers), ("max_clicks", max_clicks), ("max_prompts", max_prompts),
-                        ("max_train_steps", max_train_steps), ("max_trainings", max_trainings)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"--{name} must be an integer of at least 1, got {value!r}")
+    RequestLimits.from_conf({"workers": workers, "max_clicks": max_clicks, "max_prompts": max_prompts,
+                             "max_train_steps": max_train_steps, "max_trainings": max_trainings})  # the server's own check, now
     if isinstance(train_steps, int) and train_steps > max_train_steps:
         raise ConfigurationError(f"--train_steps {train_steps} is more than --max_train_steps {max_train_steps}: every /train"
                                  " request without max_steps would be refused")

@@ -17,7 +17,7 @@ from bundles.io.grid import ImageGrid
 from bundles.io.readers import read_image
 from bundles.io.resample import resample_to_grid
 
-__all__ = ["load_reference_masks", "values_by_term"]
+__all__ = ["load_reference_masks", "masks_from_label_map", "values_by_term"]
 
 
 def values_by_term(legend: Mapping[int, str]) -> dict[str, list[int]]:
@@ -40,6 +40,15 @@ def load_reference_masks(
         BundleInputError: unreadable file, or a term the legend does not name.
     """
     labels, label_grid = read_image(path)
+    return masks_from_label_map(labels, label_grid, legend, terms, grid, path)
+
+
+def masks_from_label_map(
+    labels: torch.Tensor, label_grid: ImageGrid, legend: Mapping[int, str], terms: Sequence[str], grid: ImageGrid,
+    path: str | PathLike,
+) -> np.ndarray:
+    """:func:`load_reference_masks` of a label map already read (``labels`` ``(1, x, y, z)`` on ``label_grid``);
+    ``path`` names it in errors."""
     values_of = values_by_term(legend)
     missing = [t for t in terms if t not in values_of]
     if missing:

@@ -40,7 +40,7 @@ from monailabel.interfaces.exception import ImageNotFoundException
 from bundles.errors import BundleInputError
 from bundles.io.dicom_seg import build_dicom_seg
 from bundles.io.readers import read_image
-from bundles.io.reference_masks import load_reference_masks
+from bundles.io.reference_masks import masks_from_label_map
 from bundles.serving.label_names import legend_of
 
 __all__ = ["ArchiveDatastore", "archive_datastore", "label_segments", "SEG_DESCRIPTION"]
@@ -71,13 +71,13 @@ def label_segments(label_file: str, info: dict[str, Any], series_dir: str) -> tu
         BundleInputError: an unreadable or empty label.
     """
     _, grid = read_image(series_dir)
-    label, _ = read_image(label_file)
+    label, label_grid = read_image(label_file)
     values = sorted(int(v) for v in np.unique(label[0].round().numpy()) if v > 0)
     if not values:
         raise BundleInputError(label_file, "the label holds no segment (every voxel is 0)")
     names = legend_of(info)
     legend = {v: names.get(str(v), f"label {v}") for v in values}
-    masks = load_reference_masks(label_file, legend, list(legend.values()), grid)
+    masks = masks_from_label_map(label, label_grid, legend, list(legend.values()), grid, label_file)
     return masks, list(legend.values()), grid
 
 

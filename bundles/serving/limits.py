@@ -16,6 +16,7 @@ from bundles.errors import ConfigurationError, PromptError
 
 __all__ = ["RequestLimits", "request_params"]
 
+
 @dataclass(frozen=True)
 class RequestLimits:
     """The server's bounds on one request (see the module docstring).
@@ -52,7 +53,7 @@ class RequestLimits:
             except ValueError:
                 values[f.name] = 0
             if values[f.name] < 1:
-                raise ConfigurationError(f"{f.name} must be an integer of at least 1, got {raw!r}")
+                raise ConfigurationError(f"{f.name} (server option --{f.name}) must be an integer of at least 1, got {raw!r}")
         return cls(**values)
 
     def check_clicks(self, count: int) -> None:
