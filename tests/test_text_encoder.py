@@ -9,6 +9,7 @@ import torch
 from transformers import BertConfig, MPNetConfig, MPNetModel, MPNetTokenizer
 
 from bundles.errors import CheckpointError, ConfigurationError, PromptError
+from bundles.networks.sat import modality_rows
 from bundles.networks.sat.text_encoder import (
     BertCLSEncoder,
     KnowledgeEncoder,
@@ -83,6 +84,14 @@ def test_bad_prompts_and_modalities(knowledge):
         knowledge(["liver"], "ct scan")
     with pytest.raises(PromptError, match="2 terms but 1 modalities"):
         knowledge(["liver", "lung"], ["ct"])
+
+
+def test_modality_rows_are_those_of_the_released_weights(monkeypatch):
+    assert modality_rows.MODALITY_ROWS == ("ct", "mri", "us", "pet")  # SAT modality_embed row order
+    assert [modality_rows.modality_row(m) for m in ("CT", "mr", "us", "pet")] == [0, 1, 2, 3]
+    monkeypatch.setattr(modality_rows, "normalize_modality", lambda m: "xray")  # a modality the core may add later
+    with pytest.raises(PromptError, match="no modality embedding for 'xray'"):
+        modality_rows.modality_row("xray")
 
 
 @pytest.mark.parametrize("kind,official", [("knowledge", "ours"), ("medcpt", "medcpt"), ("basebert", "basebert")])

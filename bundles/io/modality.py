@@ -1,8 +1,7 @@
 """Imaging modality names, the one spelling every family and case list uses.
 
-Canonical names ``ct``, ``mri``, ``us``, ``pet`` (SAT's modality prefixes, SAT-DS ``terminology_list.json``);
-``mr`` is accepted for ``mri``. Families that embed the modality (SAT's ``modality_embed``) map these names
-to their own indices.
+Canonical names ``ct``, ``mri``, ``us``, ``pet``; ``mr`` is accepted for ``mri``. Their order carries no
+meaning: a family whose weights embed the modality keeps its own name -> row table next to its network.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from bundles.errors import PromptError
 
 __all__ = ["MODALITIES", "normalize_modality"]
 
-#: Canonical modality names, in SAT's ``modality_embed`` row order (SAT ``model/text_encoder.py``).
+#: Canonical modality names (what :func:`normalize_modality` returns).
 MODALITIES: tuple[str, ...] = ("ct", "mri", "us", "pet")
 
 #: Spellings accepted for each modality (exact, after lower-casing and stripping).

@@ -18,7 +18,7 @@ from typing import Any
 
 from bundles.engines.loaded_bundle import LoadedBundle
 from bundles.errors import PromptError
-from bundles.io.modality import MODALITIES
+from bundles.networks.sat.modality_rows import MODALITY_ROWS
 from bundles.serving import request_values
 from bundles.serving.infer_task import CaseInfer
 from bundles.serving.limits import RequestLimits
@@ -31,7 +31,7 @@ class TextInfer(CaseInfer):
 
     def __init__(self, served: LoadedBundle, limits: RequestLimits):
         vocabulary = served.value("vocabulary")
-        names = list(dict.fromkeys(t for m in MODALITIES for t in vocabulary.terms(m)))
+        names = list(dict.fromkeys(t for m in MODALITY_ROWS for t in vocabulary.terms(m)))
         super().__init__(served, type="segmentation", labels={name: i + 1 for i, name in enumerate(names)}, dimension=3,
                          description=f"{served.bundle}: text-prompted segmentation of {len(names)} structures (CT, MR, PET)",
                          limits=limits)

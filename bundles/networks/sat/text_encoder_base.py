@@ -1,9 +1,8 @@
 """Common part of SAT's text encoders: term normalisation and the learned modality embedding.
 
 SAT turns every label into one 768-d query: the bare lower-cased label name goes through a text tower,
-and the modality is added as a learned embedding row (``modality_embed = nn.Embedding(4, 768)``; codes
-ct 0, mri 1, us 2, pet 3 — SAT ``model/text_encoder.py``, official SAT model/maskformer.py). The modality is never
-part of the text.
+and the modality is added as a learned embedding row (``modality_embed = nn.Embedding(4, 768)``; rows in
+:data:`bundles.networks.sat.modality_rows.MODALITY_ROWS` order). The modality is never part of the text.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ import torch
 from torch import nn
 
 from bundles.errors import PromptError
-from bundles.io.modality import MODALITIES, normalize_modality
-from bundles.sat.vocabulary import normalize_term
+from bundles.networks.sat.modality_rows import MODALITY_ROWS, modality_row
+from bundles.networks.sat.term_text import normalize_term
 
 __all__ = ["QUERY_DIM", "TextQueryEncoder", "mean_pool"]
 
@@ -43,7 +42,7 @@ class TextQueryEncoder(nn.Module):
         num_modalities: rows of ``modality_embed``; 4 for SAT main (ct, mri, us, pet).
     """
 
-    def __init__(self, num_modalities: int = len(MODALITIES)):
+    def __init__(self, num_modalities: int = len(MODALITY_ROWS)):
         super().__init__()
         self.modality_embed = nn.Embedding(num_modalities, QUERY_DIM)
         # PyTorch's N(0, 1) rows (norm ~28) would swamp the projected text (norm ~1) and make every query of
@@ -71,15 +70,15 @@ class TextQueryEncoder(nn.Module):
         """Codes (n,) for one modality shared by all terms, or one modality per term.
 
         Raises:
-            PromptError: an unknown modality, or a per-term list of the wrong length.
+            PromptError: an unknown modality (or one SAT has no row for), or a per-term list of the wrong length.
         """
         if isinstance(modality, str):
-            names = [normalize_modality(modality)] * n
+            rows = [modality_row(modality)] * n
         else:
-            names = [normalize_modality(m) for m in modality]
-            if len(names) != n:
-                raise PromptError(f"got {n} terms but {len(names)} modalities; give one modality or one per term")
-        return torch.tensor([MODALITIES.index(m) for m in names], dtype=torch.long, device=self.device)
+            rows = [modality_row(m) for m in modality]
+            if len(rows) != n:
+                raise PromptError(f"got {n} terms but {len(rows)} modalities; give one modality or one per term")
+        return torch.tensor(rows, dtype=torch.long, device=self.device)
 
     def forward(self, terms: Sequence[str], modality: str | Sequence[str]) -> torch.Tensor:
         """Query embeddings (N, 768) of ``terms`` (lower-cased, stripped) for ``modality``.
