@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from bundles.losses.dice_bce import DeepSupervisedDiceBCE, masked_dice_bce
+from bundles.sat.losses.dice_bce import DeepSupervisedDiceBCE, masked_dice_bce
 
 
 def test_perfect_and_wrong_predictions():

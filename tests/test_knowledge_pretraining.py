@@ -12,10 +12,10 @@ from transformers import MPNetConfig, MPNetModel, MPNetTokenizer
 
 from bundles.checkpoints.loading import load_state_dict_strict, read_state_dict
 from bundles.errors import BundleInputError, ConfigurationError
-from bundles.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 from bundles.networks.sat.text_encoder import KnowledgeEncoder, build_text_encoder
 from bundles.sat.knowledge import read_knowledge_pairs
 from bundles.sat.knowledge_pretraining import KnowledgePretraining, open_top_layers
+from bundles.sat.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 
 
 @pytest.fixture(scope="module")

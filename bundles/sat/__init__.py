@@ -1,5 +1,5 @@
 """SAT's glue on the family-neutral core: preprocessing, inferer, prompts and vocabulary, query cache,
-training crops and module, knowledge pretraining, converters, the one-call API and the ``medseg`` command.
+training crops, losses and module, knowledge pretraining, converters, the one-call API and the ``medseg`` command.
 The networks live in :mod:`bundles.networks.sat`."""
 
 

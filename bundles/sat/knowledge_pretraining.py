@@ -29,9 +29,9 @@ from bundles.engines.tracking import mlflow_handler
 from bundles.engines.trainer import LossTrainer, warmup_cosine
 from bundles.engines.training_log import TrainingLog
 from bundles.errors import ConfigurationError
-from bundles.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 from bundles.networks.sat.text_encoder import TextQueryEncoder, build_text_encoder, canonical_kind
 from bundles.sat.knowledge import KnowledgePair, read_knowledge_pairs
+from bundles.sat.losses.contrastive import MultiPositiveInfoNCE, match_matrix
 
 __all__ = ["FEATURES", "KnowledgePairBatches", "KnowledgeContrastiveModule", "KnowledgePretraining", "open_top_layers"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from bundles.losses.dice_bce import DeepSupervisedDiceBCE
+from bundles.sat.losses.dice_bce import DeepSupervisedDiceBCE
 
 __all__ = ["TextPromptedTrainingModule", "set_trainable"]
 

@@ -1,1 +1,0 @@
-"""Losses: segmentation (Dice + BCE with query masks and deep supervision) and contrastive text losses."""
