@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 
 from bundles.errors import BundleInputError
 from bundles.io.cases import Case, parse_cases
+from bundles.io.labelled_case import read_labelled_case
 from bundles.io.modality import normalize_modality
-from bundles.io.readers import read_image
-from bundles.io.resample import resample_to_grid
 from bundles.sam_med3d.preprocessing import (
     SPACING_MM,
     box_window_start,
@@ -47,15 +45,11 @@ class _Prepared:
 
 
 def _prepare(case: Case, spacing: float) -> _Prepared:
-    if case.mask is None or not case.legend:
-        raise BundleInputError(case.image, "a training case needs 'mask' (label map) and 'legend' (value -> name)")
-    image, grid = read_image(case.image)
-    labels, label_grid = read_image(case.mask)
-    labels = MetaTensor(resample_to_grid(labels, label_grid.affine, grid, mode="nearest"), affine=image.affine.clone())
-    model_image = to_model_grid(image, spacing).as_tensor().float()
+    labelled = read_labelled_case(case, "a training case")
+    model_image = to_model_grid(labelled.image, spacing).as_tensor().float()
     if case.modality and normalize_modality(case.modality) == "ct":
         model_image = clamp_ct(model_image)
-    model_labels = to_model_grid(labels, spacing, mode="nearest").as_tensor().round().to(torch.int16)
+    model_labels = to_model_grid(labelled.labels, spacing, mode="nearest").as_tensor().round().to(torch.int16)
     return _Prepared(case.id, model_image, model_labels)
 
 

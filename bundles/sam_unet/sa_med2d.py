@@ -32,8 +32,7 @@ from bundles.errors import BundleInputError
 from bundles.inferers.axial_slices import AxialSlices
 from bundles.io.atomic import atomic_write, atomic_write_json
 from bundles.io.cases import parse_cases
-from bundles.io.readers import read_image
-from bundles.io.resample import resample_to_grid
+from bundles.io.labelled_case import check_labelled, read_labelled_case
 from bundles.io.validation import check_exists
 from bundles.sam_unet.preprocessing import to_uint8
 
@@ -85,17 +84,14 @@ def write_sa_med2d(data: str | PathLike | Mapping[str, Any], output_dir: str | P
     counts = {"images": 0, "masks": 0}
     cases = parse_cases(input_dict)
     for case in cases:  # every file checked before anything is written
-        if case.mask is None or not case.legend:
-            raise BundleInputError(case.image, "converting to SA-Med2D needs 'mask' (label map) and 'legend' (value -> name)")
+        check_labelled(case, "converting to SA-Med2D")
         check_exists(case.image)
         check_exists(case.mask)
     for case in cases:
-        image, grid = read_image(case.image)
-        raw, raw_grid = read_image(case.mask)
-        labels = resample_to_grid(raw, raw_grid.affine, grid, mode="nearest")[0].round().to(torch.int64)
-        pixels = to_uint8(image.as_tensor(), case.modality or modality)
-        slices = AxialSlices(pixels.float(), grid.affine).slices[0].round().to(torch.uint8).numpy()
-        label_slices = AxialSlices(labels[None].float(), grid.affine).slices[0].round().to(torch.int64).numpy()
+        labelled = read_labelled_case(case, "converting to SA-Med2D")
+        pixels = to_uint8(labelled.image.as_tensor(), case.modality or modality)
+        slices = AxialSlices(pixels.float(), labelled.grid.affine).slices[0].round().to(torch.uint8).numpy()
+        label_slices = AxialSlices(labelled.labels.as_tensor(), labelled.grid.affine).slices[0].round().to(torch.int64).numpy()
         for s in range(slices.shape[-1]):
             name = f"{_slug(case.id)}--s{s:04d}"
             masks = []

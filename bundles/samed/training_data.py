@@ -29,8 +29,7 @@ from bundles.errors import BundleInputError, ConfigurationError
 from bundles.inferers.axial_slices import AxialSlices
 from bundles.inferers.slice_frame import SliceFrame
 from bundles.io.cases import parse_cases
-from bundles.io.readers import read_image
-from bundles.io.resample import resample_to_grid
+from bundles.io.labelled_case import read_labelled_case
 from bundles.samed.preprocessing import scale_ct
 from bundles.transforms.reseed import reseed
 
@@ -101,19 +100,16 @@ class SliceSampler:
         self.pixel_mm: list[tuple[float, float]] = []
         cases = parse_cases(data if isinstance(data, dict) else {"cases": str(data)})
         for case in cases:
-            if case.mask is None or not case.legend:
-                raise BundleInputError(case.image, "a training case needs 'mask' (label map) and 'legend' (value -> name)")
-            image, grid = read_image(case.image)
-            raw, raw_grid = read_image(case.mask)
-            values = resample_to_grid(raw, raw_grid.affine, grid, mode="nearest")[0].round().to(torch.int64)
+            labelled = read_labelled_case(case, "a training case")
+            values = labelled.labels.as_tensor()[0].to(torch.int64)
             label = torch.zeros_like(values)
             for value, name in case.legend.items():
                 if name in channel:
                     label[values == int(value)] = channel[name]
-            slices = AxialSlices(scale_ct(image.as_tensor()), grid.affine)
+            slices = AxialSlices(scale_ct(labelled.image.as_tensor()), labelled.grid.affine)
             self.images.append(slices.slices[0])
             self.pixel_mm.append(slices.pixel_mm)
-            self.labels.append(AxialSlices(label[None].float(), grid.affine).slices[0].round().to(torch.int64))
+            self.labels.append(AxialSlices(label[None].float(), labelled.grid.affine).slices[0].round().to(torch.int64))
         if not any(bool(label.any()) for label in self.labels):
             raise BundleInputError(
                 cases[0].mask if cases else str(data),

@@ -17,14 +17,12 @@ from os import PathLike
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 
 from bundles.errors import BundleInputError
 from bundles.io.cases import Case, parse_cases
+from bundles.io.labelled_case import check_labelled, read_labelled_case
 from bundles.io.modality import normalize_modality
-from bundles.io.readers import read_image
 from bundles.io.reference_masks import values_by_term
-from bundles.io.resample import resample_to_grid
 from bundles.sat.preprocessing import SATPreprocessing
 from bundles.transforms.reseed import reseed
 
@@ -45,15 +43,12 @@ class PreparedCase:
 
 def prepare_case(case: Case, preprocessing: SATPreprocessing) -> PreparedCase:
     """Read ``case`` (image + label map), put the map on the image grid, preprocess both."""
-    if case.mask is None or not case.legend:
-        raise BundleInputError(case.image, "a training case needs 'mask' (label map) and 'legend' (value -> term)")
+    check_labelled(case, "a training case")
     if case.modality is None:
         raise BundleInputError(case.image, "a training case needs 'modality' ('ct', 'mri' or 'pet'): SAT embeds it with the text")
-    image, grid = read_image(case.image)
-    labels, label_grid = read_image(case.mask)
-    labels = MetaTensor(resample_to_grid(labels, label_grid.affine, grid, mode="nearest"), affine=image.affine.clone())
+    labelled = read_labelled_case(case, "a training case")
     modality = normalize_modality(case.modality)
-    pre_image, pre_labels = preprocessing(image, modality, labels)
+    pre_image, pre_labels = preprocessing(labelled.image, modality, labelled.labels)
     return PreparedCase(
         case.id, pre_image.as_tensor().float(), pre_labels[0].as_tensor().numpy().astype(np.int16), values_by_term(case.legend), modality,
         case.dataset or "-",
