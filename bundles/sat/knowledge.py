@@ -17,7 +17,7 @@ from os import PathLike
 from pathlib import Path
 
 from bundles.errors import BundleInputError, PromptError
-from bundles.sat.vocabulary import normalize_term
+from bundles.networks.sat.term_text import normalize_term
 
 __all__ = ["KnowledgePair", "read_knowledge_pairs"]
 

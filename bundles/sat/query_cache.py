@@ -23,7 +23,8 @@ from bundles.checkpoints.release import file_sha256
 from bundles.errors import CheckpointError, ConfigurationError, PromptError
 from bundles.io.atomic import atomic_torch_save, folder_write_problem
 from bundles.io.modality import normalize_modality
-from bundles.sat.vocabulary import load_sat_vocabulary, normalize_term
+from bundles.networks.sat.term_text import normalize_term
+from bundles.sat.vocabulary import load_sat_vocabulary
 
 __all__ = ["QueryEmbeddingCache", "CachedQueries", "QueryProvider", "encoder_id_from_file", "user_cache_dir"]
 
