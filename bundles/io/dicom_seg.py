@@ -5,8 +5,8 @@ Each SEG frame is placed on the voxel grid by its own ``ImagePositionPatient``/`
 
 Patient and study attributes are copied from the source series as they are; the type-2 ones that
 de-identified series often lack (PatientBirthDate, ...) are written empty, as DICOM PS3.3 allows for
-type-2 attributes. Segments whose name is a known anatomical structure get its SNOMED CT code (with a
-laterality modifier for ``left ...``/``right ...``); other names get the generic "Anatomical Structure" code.
+type-2 attributes. Each segment is coded by its name (:mod:`bundles.data.anatomy_codes`: the structure's SNOMED CT
+code, a laterality modifier for ``left ...``/``right ...``, the generic "Anatomical Structure" otherwise).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import highdicom as hd
 import numpy as np
 import pydicom
 from highdicom.sr.coding import CodedConcept
-from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 from pydicom.valuerep import DA, TM
 
 import bundles
+from bundles.data.anatomy_codes import Code, structure_codes
 from bundles.errors import BundleInputError, ConfigurationError
 from bundles.io.dicom_geometry import frame_affine
 from bundles.io.grid import ImageGrid
@@ -64,182 +64,20 @@ from the first source image into the SEG: present but empty when the source lack
 _PATIENT_SEX = ("M", "F", "O")
 """Defined terms of PatientSex (PS3.3 C.7.1.1); any other value is written empty."""
 
-# Generic SNOMED CT codes (DICOM PS3.16 CID 7150/7151), used for names without a known anatomy code.
-_CATEGORY = CodedConcept("123037004", "SCT", "Anatomical Structure")
-_TYPE = CodedConcept("91723000", "SCT", "Anatomical Structure")
 _ALGORITHM_FAMILY = CodedConcept("123110", "DCM", "Artificial Intelligence")
-
-_LATERALITY = {"left": codes.SCT.Left, "right": codes.SCT.Right}
-"""SegmentedPropertyTypeModifierCodeSequence values for paired structures (DICOM PS3.16 CID 244 Laterality)."""
-
-_WHOLE_TERMS = {
-    # terms whose side is part of the structure itself (no laterality modifier)
-    "left heart atrium": "LeftAtrium",
-    "right heart atrium": "RightAtrium",
-    "left heart ventricle": "LeftVentricle",
-    "right heart ventricle": "RightVentricle",
-    "left auricle of heart": "LeftAuricularAppendage",
-}
-"""Prompt names -> ``pydicom.sr.codedict.codes.SCT`` keyword, looked up before any laterality is split off."""
-
-_ANATOMY = {
-    "adrenal gland": "AdrenalGland",
-    "amygdala": "Amygdala",
-    "aorta": "Aorta",
-    "autochthon": "ErectorSpinaeMuscle",  # TotalSegmentator's "autochthon" is the erector spinae
-    "bladder": "Bladder",
-    "bone": "Bone",
-    "brachiocephalic trunk": "BrachiocephalicTrunk",
-    "brachiocephalic vein": "BrachiocephalicVein",
-    "brain": "Brain",
-    "brain stem": "BrainStem",
-    "brainstem": "BrainStem",
-    "breast": "Breast",
-    "bronchie": "Bronchus",
-    "bronchus": "Bronchus",
-    "buccal mucosa": "BuccalMucosa",
-    "carotid artery": "CarotidArtery",
-    "caudate nucleus": "CaudateNucleus",
-    "celiac trunk": "CeliacAxis",
-    "cerebellum": "Cerebellum",
-    "clavicle": "Clavicle",
-    "colon": "Colon",
-    "common carotid artery": "CommonCarotidArtery",
-    "corpus callosum": "CorpusCallosum",
-    "costal cartilage": "CostalCartilage",
-    "duodenum": "Duodenum",
-    "esophagus": "Esophagus",
-    "eyeball": "Eyeball",
-    "femur": "Femur",
-    "frontal lobe": "FrontalLobe",
-    "gall bladder": "Gallbladder",
-    "gallbladder": "Gallbladder",
-    "globus pallidus": "GlobusPallidus",
-    "grey matter": "GrayMatter",
-    "gray matter": "GrayMatter",
-    "heart": "Heart",
-    "heart ascending aorta": "AscendingAorta",
-    "heart atrium": "Atrium",
-    "heart ventricle": "Ventricle",
-    "hepatic vein": "HepaticVein",
-    "hippocampus": "Hippocampus",
-    "humerus": "Humerus",
-    "iliac artery": "IliacArtery",
-    "iliac vena": "CommonIliacVein",
-    "inferior vena cava": "InferiorVenaCava",
-    "insula": "Insula",
-    "internal auditory canal": "InternalAuditoryCanal",
-    "internal carotid artery": "InternalCarotidArtery",
-    "internal jugular vein": "InternalJugularVein",
-    "kidney": "Kidney",
-    "lacrimal gland": "LacrimalGland",
-    "larynx": "Larynx",
-    "lateral ventricle": "LateralVentricle",
-    "lens": "Lens",
-    "lips": "Lip",
-    "liver": "Liver",
-    "lung": "Lung",
-    "lymph node": "LymphNode",
-    "mandible": "Mandible",
-    "mediastinum": "Mediastinum",
-    "middle ear": "MiddleEar",
-    "muscle": "Muscle",
-    "nasal cavity": "NasalCavity",
-    "nucleus accumbens": "NucleusAccumbens",
-    "occipital lobe": "OccipitalLobe",
-    "optic chiasm": "OpticChiasm",
-    "optic nerve": "OpticNerve",
-    "oral cavity": "OralCavity",
-    "ovary": "Ovary",
-    "pallidum": "GlobusPallidus",
-    "pancreas": "Pancreas",
-    "parietal lobe": "ParietalLobe",
-    "parotid gland": "ParotidGland",
-    "pharynx": "Pharynx",
-    "pituitary gland": "Pituitary",
-    "portal vein": "PortalVein",
-    "prostate": "Prostate",
-    "pulmonary artery": "PulmonaryArtery",
-    "putamen": "Putamen",
-    "rectum": "Rectum",
-    "renal artery": "RenalArtery",
-    "renal vein": "RenalVein",
-    "rib": "Rib",
-    "rib cartilage": "CostalCartilage",
-    "sacrum": "Sacrum",
-    "scapula": "Scapula",
-    "skin": "Skin",
-    "skull": "Skull",
-    "small bowel": "SmallIntestine",
-    "small intestine": "SmallIntestine",
-    "spinal cord": "SpinalCord",
-    "spleen": "Spleen",
-    "splenic vein": "SplenicVein",
-    "sternum": "Sternum",
-    "stomach": "Stomach",
-    "subclavian artery": "SubclavianArtery",
-    "submandibular gland": "SubmandibularGland",
-    "substantia nigra": "SubstantiaNigra",
-    "superior vena cava": "SuperiorVenaCava",
-    "temporal lobe": "TemporalLobe",
-    "temporomandibular joint": "TemporomandibularJoint",
-    "testis": "Testis",
-    "third ventricle": "ThirdVentricle",
-    "thymus": "Thymus",
-    "thyroid": "Thyroid",
-    "thyroid gland": "Thyroid",
-    "tibia": "Tibia",
-    "trachea": "Trachea",
-    "urinary bladder": "Bladder",
-    "uterocervix": "Cervix",
-    "uterus": "Uterus",
-    "vertebrae": "Vertebra",
-    "white matter": "WhiteMatter",
-}
-"""Anatomical structures of the SAT vocabulary (``bundles/sat/data/sat_terminology_list.json``, without the
-side) -> keyword of ``pydicom.sr.codedict.codes.SCT`` (DICOM PS3.16 CID 7151 style anatomic codes). Only
-anatomy is listed: lesions and tumours ("liver tumor") keep the generic code, not a morphology code under the
-anatomy category."""
+"""AlgorithmFamilyCodeSequence of every segment (DICOM code 123110)."""
 
 
-def _sct(keyword: str) -> CodedConcept | None:
-    """The SNOMED CT code pydicom knows under ``keyword``, or None (a pydicom release without it)."""
-    try:
-        code = getattr(codes.SCT, keyword)
-    except (AttributeError, RuntimeError):  # unknown keyword / keyword with several codes
-        return None
-    return CodedConcept(code.value, code.scheme_designator, code.meaning)
-
-
-def _normalise_term(name: str) -> str:
-    """Lower case, single spaces, no ``ct_``/``mri_``/``pet_`` vocabulary prefix, ``_`` read as a space."""
-    term = re.sub(r"[\s_]+", " ", str(name).strip().lower())
-    return re.sub(r"^(ct|mri|pet) ", "", term)
+def _coded(code: Code) -> CodedConcept:
+    return CodedConcept(code.value, code.scheme, code.meaning)
 
 
 def segment_property_type(name: str) -> tuple[CodedConcept, CodedConcept, CodedConcept | None]:
-    """SegmentedPropertyCategory, SegmentedPropertyType and laterality modifier (or None) for a prompt name.
-
-    A name that is a known anatomical structure (see :data:`_ANATOMY`; case, ``_`` and a ``ct_``-style prefix
-    ignored) gets its SNOMED CT code from ``pydicom.sr.codedict.codes.SCT``: ``"liver"`` -> Liver (10200004).
-    A ``"left "``/``"right "`` prefix becomes a Left (7771000)/Right (24028007) modifier of the structure's code:
-    ``"left kidney"`` -> Kidney (64033007) + Left. Anything else gets the generic "Anatomical Structure" type
-    (91723000). The category is "Anatomical Structure" (123037004) in all cases.
-    """
-    term = _normalise_term(name)
-    if term in _WHOLE_TERMS and (code := _sct(_WHOLE_TERMS[term])) is not None:
-        return _CATEGORY, code, None
-    side, _, rest = term.partition(" ")
-    modifier = None
-    if side in _LATERALITY and rest:
-        term, modifier = rest, _LATERALITY[side]
-    keyword = _ANATOMY.get(term)
-    code = _sct(keyword) if keyword else None
-    if code is None:
-        return _CATEGORY, _TYPE, None
-    if modifier is not None:
-        modifier = CodedConcept(modifier.value, modifier.scheme_designator, modifier.meaning)
-    return _CATEGORY, code, modifier
+    """SegmentedPropertyCategory, SegmentedPropertyType and laterality modifier (or None) for a prompt name:
+    the codes of :func:`bundles.data.anatomy_codes.structure_codes` (``"left kidney"`` -> Anatomical Structure,
+    Kidney, Left; an unknown name -> Anatomical Structure, Anatomical Structure, None)."""
+    codes = structure_codes(name)
+    return _coded(codes.category), _coded(codes.type), None if codes.laterality is None else _coded(codes.laterality)
 
 
 def _long_string(value: object, what: str) -> str:
