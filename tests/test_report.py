@@ -12,16 +12,9 @@ import numpy as np
 import pytest
 
 from bundles.errors import BundleInputError, ConfigurationError
-from bundles.metrics.report import (
-    HD95_SENTENCE,
-    SUMMARY_COLUMNS,
-    dice_figure,
-    format_table,
-    row_kind,
-    summarize,
-    write_report,
-)
+from bundles.metrics.report import HD95_SENTENCE, dice_figure, format_table, write_report
 from bundles.metrics.segmentation import evaluate_case
+from bundles.metrics.summary import SUMMARY_COLUMNS, row_kind, summarize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
