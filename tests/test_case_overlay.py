@@ -17,13 +17,8 @@ from bundles.errors import BundleInputError, ConfigurationError
 from bundles.io.dicom_series import write_dicom_series
 from bundles.io.readers import read_image
 from bundles.io.writers import write_segmentation
-from bundles.visualize.overlay import (
-    DEFAULT_CT_WINDOW,
-    display_window,
-    load_case_masks,
-    save_case_overlay,
-    save_overlay_figure,
-)
+from bundles.visualize.case_overlay import load_case_masks, save_case_overlay
+from bundles.visualize.overlay import DEFAULT_CT_WINDOW, display_window, save_overlay_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["liver", "spleen", "gallbladder"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import fire
 
 from bundles.errors import install_excepthook
-from bundles.visualize.overlay import save_case_overlay
+from bundles.visualize.case_overlay import save_case_overlay
 
 
 def overlay(
