@@ -28,7 +28,7 @@ import nibabel as nib
 import requests
 import torch
 
-__all__ = ["REPO", "TINY", "LiveServer", "tiny_model_dirs", "phantom_studies", "running_server", "infer", "result", "free_port"]
+__all__ = ["REPO", "TINY", "LiveServer", "tiny_model_dirs", "tiny_sat_pro_model", "phantom_studies", "running_server", "infer", "result", "free_port"]
 
 REPO = Path(__file__).resolve().parents[1]
 #: bundle -> the overlay that makes its network tiny (SAT's tiny model comes from conftest's ``tiny_sat_model``).
@@ -84,6 +84,28 @@ def tiny_model_dirs(root: Path, tiny_sat_model: Path, sat_overlays: Sequence[Pat
     (sat / "training.json").write_text(json.dumps(card))
     model_dirs["sat_nano"] = str(sat)
     return model_dirs
+
+
+def tiny_sat_pro_model(root: Path, tiny_sat_model: Path) -> Path:
+    """``root/models/sat_pro``: the tiny SAT's overlays and text encoder with a randomly initialised SAT-Pro network of
+    the same tiny size (SAT-Pro's builder, its bf16 weights), served with threshold 0 (every voxel of the window)."""
+    from monai.bundle import ConfigParser
+
+    from bundles.checkpoints.model_card import model_overlays
+
+    folder = root / "models" / "sat_pro"
+    shutil.copytree(tiny_sat_model, folder)
+    card = json.loads((folder / "training.json").read_text())
+    (root / "threshold0.json").write_text(json.dumps({"threshold": 0.0}))
+    overlays = [str(REPO / "sat_nano" / name) for name in model_overlays(card)]  # absolute ones stay as they are
+    card["config_files"] = [*overlays, str(root / "threshold0.json")]
+    (folder / "training.json").write_text(json.dumps(card))
+    parser = ConfigParser()
+    parser.read_config([str(REPO / "sat_pro/configs/inference.json"), *card["config_files"]])
+    parser["bundle_root"] = str(REPO / "sat_pro")
+    torch.manual_seed(0)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "model.pt")
+    return folder
 
 
 def phantom_studies(root: Path) -> tuple[Path, Path]:

@@ -27,7 +27,7 @@ def _phantom(path: Path, seed: int) -> Path:
 
 
 def _medseg(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bundles.sat.cli", *args], capture_output=True, text=True, timeout=600, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "bundles.console.main", *args, "--bundle", "sat_nano"], capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
 def test_medseg_segments_with_the_settings_recorded_in_the_model_folder(tiny_sat_model, tmp_path):
@@ -47,8 +47,8 @@ def test_medseg_segments_with_the_settings_recorded_in_the_model_folder(tiny_sat
 
 def test_medseg_reports_a_prompt_typo_before_loading_torch(tmp_path):
     image = _phantom(tmp_path / "a.nii.gz", seed=1)
-    code = ("import sys; from bundles.sat.cli import main; rc = main(['segment', sys.argv[1], '-o', sys.argv[2], "
-            "'--prompts', 'livr']); print('torch' in sys.modules, rc)")
+    code = ("import sys; from bundles.console.main import main; rc = main(['segment', sys.argv[1], '-o', sys.argv[2], "
+            "'--bundle', 'sat_nano', '--prompts', 'livr']); print('torch' in sys.modules, rc)")
     result = subprocess.run([sys.executable, "-c", code, str(image), str(tmp_path / "out")], capture_output=True, text=True)
     assert result.stdout.split() == ["False", "1"]
     assert result.stderr.strip() == "error: PromptError: text prompt 'livr' is not in the SAT vocabulary for ct; did you mean: 'liver'?"

@@ -39,6 +39,7 @@ from bundles.engines.stage_times import recording
 from bundles.errors import BundleError, BundleInputError
 from bundles.io.atomic import atomic_write
 from bundles.io.cases import Case, parse_cases
+from bundles.io.formats import check_image_path
 from bundles.io.grid import ImageGrid
 from bundles.io.modality import normalize_modality
 from bundles.io.reference_masks import load_reference_masks
@@ -80,7 +81,8 @@ def prepare_cases(
     input_dict: Mapping[str, Any], prompt_check: PromptCheck, dicom_seg: bool | None = None, input_dir: str | PathLike | None = None
 ) -> list[tuple[Case, Any]]:
     """Parse the cases (of ``input_dict``, or of the folder ``input_dir`` with ``input_dict`` as the fields
-    every case shares), check that every image (and reference mask) exists, and check every case's prompts.
+    every case shares), check that every image can be one (a supported file or a folder of DICOM images) and
+    every reference mask exists, and check every case's prompts.
 
     Runs before any model is loaded, so a typo in a prompt or a path fails in a second.
 
@@ -90,7 +92,7 @@ def prepare_cases(
     """
     prepared = []
     for case in parse_cases(input_dict, input_dir):
-        check_exists(case.image)
+        check_image_path(case.image)
         if dicom_seg and not case.image.is_dir():
             raise BundleInputError(
                 case.image, "--dicom_seg True needs a DICOM series folder as input (a DICOM-SEG references the source "

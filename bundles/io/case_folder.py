@@ -24,13 +24,10 @@ from typing import Any
 
 from bundles.errors import BundleInputError
 from bundles.io.dicom_series import dicom_series_case_id
-from bundles.io.readers import ITK_SUFFIXES, NIFTI_SUFFIXES
+from bundles.io.formats import IMAGE_SUFFIXES
 from bundles.io.validation import read_dicom_image_header
 
-__all__ = ["find_cases", "case_id_from_path", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
-"""Files read as images (:func:`bundles.io.readers.read_image`); anything else in a folder may be DICOM."""
+__all__ = ["find_cases", "case_id_from_path"]
 
 
 def case_id_from_path(path: Path) -> str:

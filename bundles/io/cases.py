@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bundles.errors import BundleError, BundleInputError, ConfigurationError
-from bundles.io.case_folder import IMAGE_SUFFIXES, case_id_from_path, find_cases
+from bundles.io.case_folder import case_id_from_path, find_cases
 from bundles.io.dicom_series import dicom_series_case_id
+from bundles.io.formats import IMAGE_SUFFIXES
 
 __all__ = ["Case", "parse_cases", "case_id_from_path"]
 

@@ -16,13 +16,11 @@ from monai.data import ITKReader, MetaTensor, NibabelReader
 
 from bundles.errors import BundleInputError
 from bundles.io.dicom_folder import scan_series
+from bundles.io.formats import NIFTI_SUFFIXES, check_image_path
 from bundles.io.grid import ImageGrid
-from bundles.io.validation import check_exists, check_spacing, check_voxels, squeeze_to_3d
+from bundles.io.validation import check_spacing, check_voxels, squeeze_to_3d
 
-__all__ = ["read_image", "NIFTI_SUFFIXES", "ITK_SUFFIXES"]
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+__all__ = ["read_image"]
 
 _GEOMETRY_ATOL_MM = 1e-3
 """Agreement required between the ITK/GDCM series geometry and the one implied by the slice headers."""
@@ -130,7 +128,7 @@ def read_image(
         BundleInputError: missing path, unsupported or unreadable file, bad DICOM folder, wrong number of
             dimensions, missing/invalid ``frame``, implausible spacing, empty, non-finite or constant voxels.
     """
-    path = check_exists(path)
+    path = check_image_path(path)
     header: nib.Nifti1Header | None = None
     files: tuple[str, ...] = ()
     name = path.name.lower()
@@ -138,13 +136,8 @@ def read_image(
         array, affine, files = _read_dicom_folder(path, series_uid)
     elif name.endswith(NIFTI_SUFFIXES):
         array, affine, header = _read_nifti(path)
-    elif name.endswith(ITK_SUFFIXES):
+    else:  # one of ITK_SUFFIXES (check_image_path refused any other)
         array, affine = _read_with(ITKReader(), path, "an ITK image (NRRD/MHA/MHD)")
-    else:
-        hint = " (for DICOM pass the folder that holds the series)" if name.endswith((".dcm", ".ima")) else ""
-        raise BundleInputError(
-            path, f"unsupported file type{hint}; use {', '.join(NIFTI_SUFFIXES + ITK_SUFFIXES)} or a DICOM series folder"
-        )
     volume = squeeze_to_3d(array, path, frame, allow_2d)
     check_spacing(affine, path)
     check_voxels(volume, path)

@@ -138,7 +138,8 @@ def is_dicom_image(path: str | PathLike) -> bool:
     return read_dicom_image_header(path) is not None
 
 
-def _holds_dicom_image(folder: str, file_names: Sequence[str]) -> bool:
+def holds_dicom_image(folder: str | PathLike, file_names: Sequence[str]) -> bool:
+    """True when one of ``file_names`` in ``folder`` is a DICOM image (headers read in sorted order until one is)."""
     return any(not name.startswith(".") and is_dicom_image(os.path.join(folder, name)) for name in sorted(file_names))
 
 
@@ -155,7 +156,7 @@ def find_dicom_series_folders(folder: str | PathLike, limit: int = 6) -> list[Pa
     root = os.fspath(folder)
     for current, dirs, file_names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if current != root and _holds_dicom_image(current, file_names):
+        if current != root and holds_dicom_image(current, file_names):
             found.append(Path(current))
             if len(found) >= limit:
                 break
