@@ -1,4 +1,5 @@
-"""SAT vocabulary: normalisation, strict matching with suggestions, glued terms, modalities, regions."""
+"""SAT vocabulary: normalisation, strict matching with suggestions, synonyms, TotalSegmentator names, glued terms,
+modalities, regions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 import pytest
 
+from bundles.data.totalsegmentator_names import totalsegmentator_classes, totalsegmentator_terms
 from bundles.errors import ConfigurationError, PromptError
 from bundles.io.modality import normalize_modality
 from bundles.sat.vocabulary import LESION_REGION, SATVocabulary, load_sat_vocabulary
@@ -108,3 +110,73 @@ def test_malformed_vocabulary_file(tmp_path):
     path.write_text(json.dumps({"all": ["ct_liver"]}))
     with pytest.raises(ConfigurationError, match="region_based"):
         SATVocabulary.from_file(path)
+
+
+@pytest.mark.parametrize(
+    "prompt,modality,term",
+    [("hepatic tumor", "ct", "liver tumor"), ("Hepatic Tumour", "mri", "liver tumor"), ("renal cyst", "ct", "kidney cyst"),
+     ("left renal cyst", "ct", "left kidney cyst"), ("suprarenal gland", "ct", "adrenal gland"), ("cardiac ventricle", "ct", "heart ventricle"),
+     ("lung embolism", "ct", "pulmonary embolism"), ("cerebral edema", "mri", "brain edema"), ("gray matter", "mri", "grey matter"),
+     ("left atrial", "ct", "left heart atrium"), ("vesical", "ct", "urinary bladder")],
+)
+def test_anatomical_synonyms_match(vocab, prompt, modality, term):
+    assert vocab.match([prompt], modality) == [term]
+
+
+def test_anatomical_synonyms_in_suggestions(vocab):
+    with pytest.raises(PromptError, match=r"'hepatic tumors' is not in the SAT vocabulary for ct; did you mean: 'liver tumor', "):
+        vocab.match(["hepatic tumors"], "ct")
+    assert vocab.suggestions("hepatic cyst", "ct")[:2] == ["liver tumor", "liver"]
+
+
+@pytest.mark.parametrize(
+    "prompt,term",
+    [("vena_cava_inferior", "inferior vena cava"), ("Vena Cava Superior", "superior vena cava"), ("kidney left", "left kidney"),
+     ("iliac_vein_left", "left iliac vena")],
+)
+def test_words_in_another_order_match(vocab, prompt, term):
+    assert vocab.match([prompt], "ct") == [term]
+
+
+def test_words_of_two_terms_are_refused():
+    vocab = SATVocabulary({"all": ["ct_costal cartilage", "ct_rib cartilage"], "region_based": {}, "abnormal": []})
+    vocab.add_synonyms({"costal": "rib"})
+    assert vocab.match(["Costal Cartilage"], "ct") == ["costal cartilage"]
+    with pytest.raises(PromptError, match="did you mean: 'costal cartilage', 'rib cartilage'"):
+        vocab.match(["cartilage costal"], "ct")
+
+
+def test_every_totalsegmentator_class_maps_or_is_explained(vocab):
+    """TotalSegmentator v1 ``total_v1``, v2 ``total`` and ``total_mr`` (its map_to_binary.py), 128 names."""
+    classes = totalsegmentator_classes()
+    assert len(classes) == 128
+    assert {"atrial_appendage_left", "brachiocephalic_trunk", "kidney_cyst_left", "vertebrae_S1", "costal_cartilages",
+            "heart_myocardium", "face", "lung_left", "intervertebral_discs"} <= set(classes)
+    lacking = set()
+    for name, term in classes.items():
+        try:
+            assert vocab.match([name], "ct") == [term]
+        except PromptError as error:
+            assert "SAT has no such class for ct" in str(error) and "`medseg vocabulary --modality ct" in str(error)
+            lacking.add(name)
+    assert lacking == {"face", "intervertebral_discs"}
+    assert vocab.match(["intervertebral_discs", "kidney_left"], "mri") == ["intervertebral discs", "left kidney"]
+    for modality in ("ct", "mri"):  # the example scans' legends keep a part of them
+        assert totalsegmentator_terms(modality).items() <= classes.items()
+
+
+def test_class_sat_lacks_says_so(vocab):
+    with pytest.raises(PromptError) as info:
+        vocab.match(["lung_left"], "mri")
+    assert str(info.value) == ("text prompt 'lung_left' (left lung): SAT has no such class for mri (it exists only for ct: check the "
+                               "modality); list its 189 mri terms with `medseg vocabulary --modality mri`")
+    with pytest.raises(PromptError, match=r"'heart': SAT has no such class for mri .*closest: 'heart atrium', 'heart ventricle', .*"
+                                          r"`medseg vocabulary --modality mri --search heart`"):
+        vocab.match(["heart"], "mri")
+
+
+def test_unknown_term_without_close_terms_names_the_listing_command(vocab):
+    with pytest.raises(PromptError) as info:
+        vocab.match(["xyzzy"], "ct")
+    assert str(info.value) == "text prompt 'xyzzy' is not in the SAT vocabulary for ct; list its 306 ct terms with `medseg vocabulary --modality ct`"
+    assert "terms(" not in str(info.value)

@@ -5,8 +5,11 @@ The vocabulary is SAT-DS ``data/terminology_list.json`` (packaged as ``data/sat_
 plus the 24 lesion classes under ``abnormal``. The prompt text is the name after the modality prefix,
 lower-cased (SAT ``inference.py``; see official SAT model/maskformer.py, SAT-DS terminology_list.json).
 
-Matching never guesses: a term that is not in the vocabulary of the requested modality is a
-:class:`~bundles.errors.PromptError` with "did you mean" suggestions, before any model work.
+Matching never guesses: a prompt is a term of the requested modality, an alias of one (a TotalSegmentator
+class name, an abbreviation), or the same words as exactly one term in another order or with anatomical
+synonyms read (``data/anatomical_synonyms.json``: ``hepatic tumor`` is ``liver tumor``, ``vena_cava_inferior``
+is ``inferior vena cava``). Anything else is a :class:`~bundles.errors.PromptError` with the closest terms
+(synonyms read there too) and the ``medseg vocabulary`` command that lists them, before any model work.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from importlib import resources
 from os import PathLike
 from pathlib import Path
 
-from bundles.data.totalsegmentator_names import totalsegmentator_terms
+from bundles.data.totalsegmentator_names import totalsegmentator_classes
 from bundles.errors import ConfigurationError, PromptError
 from bundles.io.modality import MODALITIES, normalize_modality
+from bundles.networks.sat.term_text import normalize_term
 
 __all__ = [
     "LESION_REGION",
     "SATVocabulary",
-    "normalize_term",
     "load_sat_vocabulary",
 ]
 
@@ -38,21 +41,9 @@ logger = logging.getLogger(__name__)
 LESION_REGION = "lesion"
 
 _MAX_SUGGESTIONS = 5
-_WHITESPACE = re.compile(r"\s+")
-
-
-def normalize_term(term: str) -> str:
-    """Lower-case ``term``, strip it and collapse inner whitespace to single spaces.
-
-    Raises:
-        PromptError: ``term`` is not a string or is empty after stripping.
-    """
-    if not isinstance(term, str):
-        raise PromptError(f"a text prompt must be a string, got {type(term).__name__} {term!r}")
-    text = _WHITESPACE.sub(" ", term.strip().lower())
-    if not text:
-        raise PromptError("an empty text prompt was given; remove it or name a structure")
-    return text
+_WORD_BREAK = re.compile(r"[\s_]+")
+#: Words too common to point ``medseg vocabulary --search`` at.
+_UNSEARCHABLE = frozenset({"left", "right", "and", "of", "the"})
 
 
 class SATVocabulary:
@@ -85,20 +76,72 @@ class SATVocabulary:
             self._region[entry] = LESION_REGION
         self._sets = {m: frozenset(names) for m, names in self._names.items()}
         self._aliases: dict[str, dict[str, str]] = {m: {} for m in MODALITIES}
+        self._meanings: dict[str, dict[str, str]] = {m: {} for m in MODALITIES}
+        self._synonyms: dict[str, str] = {}
+        self._index()
 
     def add_aliases(self, modality: str, aliases: Mapping[str, str]) -> None:
-        """Accept other names for vocabulary terms of ``modality`` (aliases of absent terms are ignored)."""
+        """Accept other names for vocabulary terms of ``modality``.
+
+        An alias of a term ``modality`` lacks (a TotalSegmentator class SAT has no class for) is not accepted;
+        a prompt of it is told what it means and that SAT lacks it.
+        """
         modality = normalize_modality(modality)
         for alias, term in aliases.items():
-            if term in self._sets[modality]:
-                self._aliases[modality][normalize_term(alias)] = term
+            table = self._aliases if term in self._sets[modality] else self._meanings
+            table[modality][normalize_term(alias)] = term
+        self._index()
+
+    def add_synonyms(self, synonyms: Mapping[str, str]) -> None:
+        """Read word ``w`` as ``synonyms[w]`` in prompts and terms alike when matching (``hepatic`` -> ``liver``)."""
+        self._synonyms.update({normalize_term(word): normalize_term(same) for word, same in synonyms.items()})
+        self._index()
+
+    def _words(self, text: str) -> list[str]:
+        """The words of ``text`` (split at spaces and ``_``) with synonyms read: ``hepatic_tumor`` -> ``[liver, tumor]``."""
+        return [part for word in _WORD_BREAK.split(text) if word for part in self._synonyms.get(word, word).split(" ")]
+
+    def _word_key(self, text: str) -> tuple[str, ...]:
+        """The words of ``text`` with synonyms read, in any order: ``vena_cava_inferior`` -> ``(cava, inferior, vein)``."""
+        return tuple(sorted(self._words(text)))
+
+    def _index(self) -> None:
+        """Index terms and aliases by their words in any order, and terms by their spelling with synonyms read."""
+        self._by_words: dict[str, dict[tuple[str, ...], set[str]]] = {m: {} for m in MODALITIES}
+        self._meaning_by_words: dict[str, dict[tuple[str, ...], str]] = {m: {} for m in MODALITIES}
+        self._by_spelling: dict[str, dict[str, str]] = {m: {} for m in MODALITIES}
+        for modality in MODALITIES:
+            named = [(name, name) for name in self._names[modality]] + list(self._aliases[modality].items())
+            for text, term in named:
+                self._by_words[modality].setdefault(self._word_key(text), set()).add(term)
+            for alias, term in self._meanings[modality].items():
+                self._meaning_by_words[modality][self._word_key(alias)] = term
+            for name in self._names[modality]:
+                self._by_spelling[modality].setdefault(" ".join(self._words(name)), name)
 
     def resolve(self, text: str, modality: str) -> str | None:
-        """The vocabulary term for a normalised ``text`` (itself, or the term an alias names), or None."""
+        """The vocabulary term a normalised ``text`` names, or None: itself, the term of an alias, or the one
+        term (or alias) with the same words in any order once synonyms are read."""
         if text in self._sets[modality]:
             return text
-        aliases = self._aliases[modality]
-        return aliases.get(text) or aliases.get(text.replace(" ", "_"))
+        if text in self._aliases[modality]:
+            return self._aliases[modality][text]
+        found = self._by_words[modality].get(self._word_key(text), set())
+        return next(iter(found)) if len(found) == 1 else None
+
+    def suggestions(self, text: str, modality: str, n: int = _MAX_SUGGESTIONS) -> list[str]:
+        """Up to ``n`` terms of ``modality`` closest to a normalised ``text``, best first: the terms with its
+        words in any order, the shortest terms holding all its words, close spellings with synonyms read, close
+        spellings as typed (synonyms read: ``hepatic tumors`` -> ``liver tumor``; ``heart`` -> ``heart atrium``)."""
+        modality = normalize_modality(modality)
+        words = self._words(text)
+        same = sorted(self._by_words[modality].get(self._word_key(text), set()))
+        spelled = self._by_spelling[modality]
+        holding = sorted((name for spelling, name in spelled.items() if set(words) <= set(spelling.split(" "))),
+                         key=lambda name: len(name.split(" ")))
+        close = [spelled[s] for s in difflib.get_close_matches(" ".join(words), list(spelled), n=n, cutoff=0.6)]
+        typed = difflib.get_close_matches(text, self._names[modality], n=n, cutoff=0.6)
+        return list(dict.fromkeys(same + holding[:n] + close + typed))[:n]
 
     def _split(self, entry: object) -> tuple[str, str]:
         if not isinstance(entry, str) or "_" not in entry or entry.split("_", 1)[0] not in MODALITIES:
@@ -139,7 +182,8 @@ class SATVocabulary:
 
         Args:
             terms: user prompts, e.g. ``["Liver", " left  kidney"]``; aliases (TotalSegmentator class names
-                such as ``kidney_left``, abbreviations such as ``IVC``) are replaced by their SAT term.
+                such as ``kidney_left``, abbreviations such as ``IVC``), the words of one term in another order
+                (``vena_cava_inferior``) or with synonyms (``hepatic tumor``) are replaced by their SAT term.
             modality: see :func:`normalize_modality`.
             allow_free_text: let unknown terms through (a logged warning each) for encoders that can embed
                 any text; the released SAT models only know the vocabulary.
@@ -149,8 +193,9 @@ class SATVocabulary:
 
         Raises:
             PromptError: ``terms`` is empty or a bare string; a term is empty, unknown for this modality
-                (message names the term, the modality, up to 5 close terms, and other modalities that know
-                it), or two valid terms glued together (a missing comma).
+                (message names the term, what an alias of it means, the modality, up to 5 close terms, other
+                modalities that know it, and the ``medseg vocabulary`` command where no term is close), or two
+                valid terms glued together (a missing comma).
         """
         modality = normalize_modality(modality)
         if isinstance(terms, str):
@@ -185,17 +230,34 @@ class SATVocabulary:
                 f"text prompt {text!r} looks like {len(glued)} terms glued together ({parts}); a comma is probably "
                 f"missing in the prompt list: pass them as separate terms"
             )
-        message = f"text prompt {text!r} is not in the SAT vocabulary for {modality}"
-        others = [m for m in MODALITIES if m != modality and text in self._sets[m]]
-        if others:
-            message += f" (it exists only for {', '.join(others)}: check the modality)"
-        close = difflib.get_close_matches(text, self._names[modality], n=_MAX_SUGGESTIONS, cutoff=0.6)
+        others = [m for m in MODALITIES if m != modality and self.resolve(text, m) is not None]
+        elsewhere = f" (it exists only for {', '.join(others)}: check the modality)" if others else ""
+        meaning = self._meanings[modality].get(text) or self._meaning_by_words[modality].get(self._word_key(text))
+        if meaning is None:
+            message = f"text prompt {text!r} is not in the SAT vocabulary for {modality}{elsewhere}"
+            close = self.suggestions(text, modality)
+            if close:
+                return message + f"; did you mean: {', '.join(repr(c) for c in close)}?"
+            return message + f"; {self._listing_hint(text, modality)}"
+        named = "" if meaning == " ".join(self._words(text)) else f" ({meaning})"
+        message = f"text prompt {text!r}{named}: SAT has no such class for {modality}{elsewhere}"
+        words = set(self._words(meaning)) - _UNSEARCHABLE
+        close = [term for term in self.suggestions(meaning, modality) if words & set(self._words(term))]
         if close:
-            message += f"; did you mean: {', '.join(repr(c) for c in close)}?"
-        elif self._names[modality]:
-            message += (f"; it has {len(self._names[modality])} {modality} terms, listed by SATVocabulary.terms({modality!r}) (or a MONAI Label"
-                        " server's /info labels)")
-        return message
+            message += f"; closest: {', '.join(repr(c) for c in close)}"
+        return message + f"; {self._listing_hint(meaning, modality, close)}"
+
+    def _listing_hint(self, text: str, modality: str, close: Sequence[str] = ()) -> str:
+        """Where to see the terms: ``medseg vocabulary``, searching for a word of ``text`` (synonyms read) that
+        is a word of some term of ``modality``: one of the closest term ``close[0]`` first, then the longest."""
+        names = self._names[modality]
+        nearest = set(close[0].split(" ")) if close else set()
+        words = [w for w in self._words(text) if w not in _UNSEARCHABLE and re.fullmatch(r"[a-z][a-z0-9-]+", w)]
+        found = sorted((w for w in words if any(w in name.split(" ") for name in names)), key=lambda w: (w in nearest, len(w)), reverse=True)
+        command = f"medseg vocabulary --modality {modality}"
+        if found:
+            return f"list the {modality} terms holding {found[0]!r} with `{command} --search {found[0]}`"
+        return f"list its {len(names)} {modality} terms with `{command}`"
 
     def _segment(self, text: str, modality: str) -> list[str] | None:
         """Split ``text`` into >= 2 valid terms of ``modality`` (with or without spaces between), or None."""
@@ -230,19 +292,22 @@ class SATVocabulary:
         return self._region[key]
 
 
-def _packaged_json(name: str) -> dict:
-    resource = resources.files("bundles.sat").joinpath(f"data/{name}")
-    return json.loads(resource.read_text(encoding="utf-8"))
+def _packaged_table(name: str) -> dict[str, str]:
+    """A packaged ``data/`` JSON table without its ``_``-prefixed notes."""
+    table = json.loads(resources.files("bundles.sat").joinpath(f"data/{name}").read_text(encoding="utf-8"))
+    return {key: value for key, value in table.items() if not key.startswith("_")}
 
 
 @lru_cache(maxsize=1)
 def load_sat_vocabulary() -> SATVocabulary:
-    """The packaged SAT vocabulary (read once per process), with TotalSegmentator class names and common
-    abbreviations (``data/abbreviations.json``) accepted as aliases."""
+    """The packaged SAT vocabulary (read once per process): TotalSegmentator v1/v2/MR class names and common
+    abbreviations (``data/abbreviations.json``) accepted as aliases, anatomical synonyms
+    (``data/anatomical_synonyms.json``) read when matching."""
     resource = resources.files("bundles.sat").joinpath("data/sat_terminology_list.json")
     with resources.as_file(resource) as path:
         vocabulary = SATVocabulary.from_file(path)
-    abbreviations = {k: v for k, v in _packaged_json("abbreviations.json").items() if not k.startswith("_")}
+    vocabulary.add_synonyms(_packaged_table("anatomical_synonyms.json"))
+    aliases = {**totalsegmentator_classes(), **_packaged_table("abbreviations.json")}
     for modality in MODALITIES:
-        vocabulary.add_aliases(modality, {**totalsegmentator_terms(modality), **abbreviations})
+        vocabulary.add_aliases(modality, aliases)
     return vocabulary
