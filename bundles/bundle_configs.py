@@ -9,6 +9,7 @@ runs with the network settings it was trained with.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -19,18 +20,47 @@ import bundles
 from bundles.checkpoints.model_card import CARD_NAME, model_overlays, read_model_card
 from bundles.errors import ConfigurationError
 
-__all__ = ["BUNDLES", "discover_bundles", "bundle_dir", "model_overlay_files", "inference_configs", "run_command", "run_inference", "parse_inference"]
+__all__ = ["BUNDLES", "BUNDLE_PATH_ENV", "discover_bundles", "bundle_folders", "bundle_names", "bundle_dir", "model_overlay_files", "inference_configs", "run_command", "run_inference", "parse_inference"]
 
+
+
+#: The repository: the bundle folders beside the ``bundles`` package.
+_REPOSITORY = Path(bundles.__file__).resolve().parent.parent
+
+#: Environment variable: more folders holding bundle folders (``os.pathsep``-separated), searched after the
+#: repository's; a bundle kept outside the repository (your own family's) is found through it.
+BUNDLE_PATH_ENV = "MEDSEG_BUNDLE_PATH"
 
 
 def discover_bundles(root: str | PathLike | None = None) -> tuple[str, ...]:
     """The bundle folders in ``root`` (default: beside the ``bundles`` package): the folders holding
     ``configs/metadata.json``, sorted by name. A new bundle is found by being there; no list to edit."""
-    root = Path(root) if root is not None else Path(bundles.__file__).resolve().parent.parent
+    root = Path(root) if root is not None else _REPOSITORY
     return tuple(sorted(p.parent.parent.name for p in root.glob("*/configs/metadata.json")))
 
 
-#: The bundle folders this package drives (beside the package in the repository), found by :func:`discover_bundles`.
+def bundle_folders() -> dict[str, Path]:
+    """Every bundle found now: the repository's, then those in the folders of :data:`BUNDLE_PATH_ENV`.
+
+    Raises:
+        ConfigurationError: two bundle folders of the same name.
+    """
+    roots = [_REPOSITORY, *(Path(p) for p in os.environ.get(BUNDLE_PATH_ENV, "").split(os.pathsep) if p)]
+    found: dict[str, Path] = {}
+    for root in roots:
+        for name in discover_bundles(root):
+            if name in found and found[name] != root / name:
+                raise ConfigurationError(f"{root / name}: a bundle named {name!r} is also at {found[name]}; rename one")
+            found[name] = root / name
+    return found
+
+
+def bundle_names() -> tuple[str, ...]:
+    """The names of :func:`bundle_folders`, sorted."""
+    return tuple(sorted(bundle_folders()))
+
+
+#: The repository's bundles at import time (what tests parametrize over); running code calls :func:`bundle_names`.
 BUNDLES = discover_bundles()
 
 
@@ -40,9 +70,10 @@ def bundle_dir(bundle: str) -> Path:
     Raises:
         ConfigurationError: unknown bundle, or its folder is missing (a wheel install without the repository).
     """
-    if bundle not in BUNDLES:
-        raise ConfigurationError(f"unknown bundle {bundle!r}; choose one of {', '.join(BUNDLES)}")
-    folder = Path(bundles.__file__).resolve().parent.parent / bundle
+    folders = bundle_folders()
+    if bundle not in folders:
+        raise ConfigurationError(f"unknown bundle {bundle!r}; choose one of {', '.join(sorted(folders))}")
+    folder = folders[bundle]
     if not (folder / "configs" / "inference.json").is_file():
         raise ConfigurationError(f"{folder}: bundle folder not found; install the repository with pip install -e .")
     return folder

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import fire
 
-from bundles.bundle_configs import BUNDLES
+from bundles.bundle_configs import bundle_names
 from bundles.errors import CheckpointError, ConfigurationError, install_excepthook
 from bundles.serving.limits import RequestLimits
 
@@ -71,9 +71,9 @@ def serve(studies: str, models: str | tuple[str, ...] | None = None, host: str =
         raise ConfigurationError('the MONAI Label server needs monailabel, which is not installed: pip install -e ".[serve]" (from the repository root)')
     if isinstance(models, (list, tuple)):
         models = ",".join(models)
-    unknown = set((model_dirs or {})) - set(BUNDLES)
+    unknown = set((model_dirs or {})) - set(bundle_names())
     if unknown:
-        raise ConfigurationError(f"--model_dirs: unknown bundle(s) {', '.join(sorted(unknown))}; choose from {', '.join(BUNDLES)}")
+        raise ConfigurationError(f"--model_dirs: unknown bundle(s) {', '.join(sorted(unknown))}; choose from {', '.join(bundle_names())}")
     remote = str(studies).startswith(("http://", "https://"))
     if not remote and not Path(studies).is_dir():
         raise ConfigurationError(f"{studies}: --studies must be a folder of images or a DICOMweb URL (http(s)://host/dicom-web)")

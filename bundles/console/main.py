@@ -7,7 +7,7 @@
     medseg serve ARGS...                                    the MONAI Label server (``python -m tools.serve``)
 
 Nothing here names a bundle or a family: the bundles are the folders found by
-:func:`bundles.bundle_configs.discover_bundles`, each read through its declared ids
+:func:`bundles.bundle_configs.bundle_folders` (the repository's, and those of ``MEDSEG_BUNDLE_PATH``), each read through its declared ids
 (:mod:`bundles.bundle_declarations`). Every error is one line on stderr and exit status 1.
 """
 
@@ -24,18 +24,18 @@ EPILOG_HEAD = "examples (one per bundle; `medseg bundles` shows which have weigh
 
 
 def _examples() -> str:
-    from bundles.bundle_configs import BUNDLES
+    from bundles.bundle_configs import bundle_names
     from bundles.bundle_declarations import declaration
 
-    return "\n".join([EPILOG_HEAD, *(f"  {declaration(b).example}" for b in BUNDLES)])
+    return "\n".join([EPILOG_HEAD, *(f"  {declaration(b).example}" for b in bundle_names())])
 
 
 def _bundles(args: argparse.Namespace) -> None:
-    from bundles.bundle_configs import BUNDLES
+    from bundles.bundle_configs import bundle_names
     from bundles.bundle_declarations import declaration
     from bundles.console.prompt_flags import FLAG_OF_KIND
 
-    for name in BUNDLES:
+    for name in bundle_names():
         declared = declaration(name)
         prompts = " / ".join(FLAG_OF_KIND[k] for k in declared.prompt_kinds) or "none (segments its own classes)"
         missing = declared.missing_weights(None)
@@ -44,12 +44,12 @@ def _bundles(args: argparse.Namespace) -> None:
 
 
 def _vocabulary(args: argparse.Namespace) -> None:
-    from bundles.bundle_configs import BUNDLES
+    from bundles.bundle_configs import bundle_names
     from bundles.bundle_declarations import declaration, load_vocabulary
     from bundles.errors import ConfigurationError
     from bundles.io.modality import MODALITIES, normalize_modality
 
-    text_bundles = [b for b in BUNDLES if "text" in declaration(b).prompt_kinds]
+    text_bundles = [b for b in bundle_names() if "text" in declaration(b).prompt_kinds]
     if not text_bundles:
         raise ConfigurationError("no bundle takes text prompts")
     vocabulary = load_vocabulary(declaration(args.bundle or text_bundles[0]))

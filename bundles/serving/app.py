@@ -2,7 +2,7 @@
 
 Options (MONAI Label ``--conf key value``; ``tools/serve.py`` sets them from its flags):
 
-- ``models``: comma-separated bundles to serve (default: each bundle (:data:`bundles.bundle_configs.BUNDLES`)
+- ``models``: comma-separated bundles to serve (default: each bundle (:func:`bundles.bundle_configs.bundle_names`)
   whose weights are in its ``models/``); ``<bundle>_model_dir``: another weights folder (e.g. a model trained
   here). A bundle's ``inference.json`` names its task (config id ``serving_task``, a callable
   ``(served, conf) -> InferTask``) and its ``train.json`` how ``/train`` hands it cases (``serving_train_data``):
@@ -31,7 +31,8 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
-from bundles.bundle_configs import BUNDLES, bundle_dir
+from bundles.bundle_configs import bundle_dir, bundle_names
+from bundles.bundle_declarations import declaration
 from bundles.engines.loaded_bundle import LoadedBundle
 from bundles.errors import ConfigurationError
 from bundles.serving.archive import archive_datastore
@@ -56,11 +57,12 @@ def served_models(conf: dict[str, str]) -> list[str]:
     """
     if conf.get("models"):
         names = [n.strip() for n in conf["models"].split(",") if n.strip()]
-        unknown = [n for n in names if n not in BUNDLES]
+        known = bundle_names()
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise ConfigurationError(f"models: unknown bundle(s) {', '.join(unknown)}; choose from {', '.join(BUNDLES)}")
+            raise ConfigurationError(f"models: unknown bundle(s) {', '.join(unknown)}; choose from {', '.join(known)}")
         return names
-    return [b for b in BUNDLES if (model_dir_of(b, conf) / "model.pt").is_file()]
+    return [b for b in bundle_names() if not declaration(b).missing_weights(model_dir_of(b, conf))]
 
 
 class BundlesApp(MONAILabelApp):
