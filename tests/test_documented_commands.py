@@ -41,7 +41,7 @@ TINY_SAM_MED3D = str(REPO / "tests" / "data" / "tiny_sam_med3d.json")
 #: The tiny overlay of each bundle other than SAT's (the folder a command runs in, or its configs' folder).
 TINY_BY_BUNDLE = {"sam_med3d": TINY_SAM_MED3D, "samed_lora": str(REPO / "tests/data/tiny_samed.json"),
                   "sam_unet": str(REPO / "tests/data/tiny_sam_unet.json")}
-RUNNABLE = ("python -m monai.bundle", "medseg ", "torchrun ", "python -m tools.", "python -c ")
+RUNNABLE = ("python -m monai.bundle", "medseg ", "torchrun ", "python -m tools.", "python -m bundles.", "python -c ")
 #: CI itself runs command 1 and .ci/run; the server command runs live in tests/test_monailabel_server.py (and
 #: the Orthanc-backed tests), the serving benchmark needs a running server (tests/test_server_manners.py)
 NOT_RUN_HERE = ("python -m tools.main_job", "python -m pip", "bash .ci/run", "mlflow ", "python -m tools.serve",

@@ -85,20 +85,20 @@ def test_a_checkpoint_of_another_model_is_named_as_such():
 
 
 def test_command_line_writes_a_strict_file_and_refuses_a_bad_one_in_one_line(tmp_path):
-    """``python -m tools.convert_sam_med3d --checkpoint IN --output OUT`` (the full-size network)."""
+    """``python -m bundles.sam_med3d.convert --checkpoint IN --output OUT`` (the full-size network)."""
     with torch.device("meta"):
         shapes = SAMMed3D.vit_b_ori().state_dict()
     good = {k: torch.zeros(v.shape) for k, v in shapes.items()}
     src = _official_dump(tmp_path, good)
     out = tmp_path / "out" / "model.pt"
-    run = subprocess.run([sys.executable, "-m", "tools.convert_sam_med3d", "--checkpoint", str(src), "--output", str(out)],
+    run = subprocess.run([sys.executable, "-m", "bundles.sam_med3d.convert", "--checkpoint", str(src), "--output", str(out)],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "keys_used: 324" in run.stdout and out.is_file()
     assert set(read_state_dict(out)) == set(shapes)
     good.pop("image_encoder.neck.0.weight")
     bad = _official_dump(tmp_path, good)
-    run = subprocess.run([sys.executable, "-m", "tools.convert_sam_med3d", "--checkpoint", str(bad), "--output", str(tmp_path / "bad.pt")],
+    run = subprocess.run([sys.executable, "-m", "bundles.sam_med3d.convert", "--checkpoint", str(bad), "--output", str(tmp_path / "bad.pt")],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 1 and not (tmp_path / "bad.pt").exists()
     assert run.stderr.strip().count("\n") == 0 and "image_encoder.neck.0.weight" in run.stderr

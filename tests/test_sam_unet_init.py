@@ -41,7 +41,7 @@ def test_sam_parts_and_resnet_weights_are_placed_and_load_strictly(tmp_path, mon
 
 def test_tool_refuses_a_file_that_is_not_sam_in_one_line(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "not_sam.pth")
-    done = subprocess.run([sys.executable, "-m", "tools.init_sam_unet", "--sam_checkpoint", str(tmp_path / "not_sam.pth"),
+    done = subprocess.run([sys.executable, "-m", "bundles.sam_unet.convert", "--sam_checkpoint", str(tmp_path / "not_sam.pth"),
                            "--output", str(tmp_path / "out.pt")], cwd=REPO, capture_output=True, text=True)
     assert done.returncode != 0 and "Traceback" not in done.stderr and "not a 2D SAM checkpoint" in done.stderr
     assert not (tmp_path / "out.pt").exists()

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from bundles.checkpoints.loading import load_weights, read_state_dict
+from bundles.checkpoints.release import check_release
 from bundles.errors import CheckpointError
 from bundles.networks.sam import variants
 from bundles.networks.sam.checkpoint import file_md5
-from bundles.samed.convert import base_record_path, convert_samed, export_lora
+from bundles.samed.convert import base_record_path, convert_samed, export, main
 from tests.test_samed_network import TINY_ENCODER, TINY_SAMED, official_sam, official_samed_forward, tiny_samed, vit_t  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +48,19 @@ def sam_file(tmp_path, monkeypatch, vit_t):  # noqa: F811
 
 
 def _convert(sam_file: Path, lora: Path, **kwargs):
-    return convert_samed(sam_file, lora, img_size=TINY_SAMED["img_size"], rank=kwargs.pop("rank", 2), num_classes=kwargs.pop("num_classes", 3))
+    return convert_samed(sam_file, lora, img_size=TINY_SAMED["img_size"], rank=kwargs.pop("rank", 2), num_classes=kwargs.pop("num_classes", 3),
+                         **kwargs)
+
+
+def _export(model: Path, sam_file: Path, output: Path) -> Path:
+    """The ``export`` command at the tiny size; the LoRA file written."""
+    return Path(export(str(model), str(sam_file), str(output), img_size=TINY_SAMED["img_size"])["output"])
+
+
+def _command(sam: Path, lora: Path, output: Path, *flags: str) -> list[str]:
+    """Arguments of ``python -m bundles.samed.convert`` for the tiny network."""
+    return ["--sam_checkpoint", str(sam), "--lora", str(lora), "--output", str(output), "--img_size", str(TINY_SAMED["img_size"]),
+            "--rank", "2", "--num_classes", "3", *flags]
 
 
 def test_conversion_loads_strictly_and_gives_samed_outputs(tmp_path, sam_file):
@@ -72,7 +85,7 @@ def test_official_lora_file_round_trip_is_exact(tmp_path, sam_file):
     model = tmp_path / "models" / "model.pt"
     model.parent.mkdir()
     torch.save(_convert(sam_file, lora_path).conversion.state, model)
-    exported = export_lora(model, sam_file, tmp_path / "exported.pth", img_size=64)
+    exported = _export(model, sam_file, tmp_path / "exported.pth")
     original, back = torch.load(lora_path), torch.load(exported)
     assert set(original) == set(back)
     assert all(torch.equal(original[k], back[k]) for k in original)
@@ -92,11 +105,46 @@ def test_lora_on_another_sam_base_is_refused(tmp_path, sam_file):
     # a LoRA exported with its base record: only that base is accepted
     model = tmp_path / "model.pt"
     torch.save(_convert(sam_file, lora_path).conversion.state, model)
-    exported = export_lora(model, sam_file, tmp_path / "mine.pth", img_size=64)
+    exported = _export(model, sam_file, tmp_path / "mine.pth")
     with pytest.raises(CheckpointError, match=r"mine\.pth was trained on the SAM base with md5"):
         _convert(other, exported)
     with pytest.raises(CheckpointError, match="its image encoder is not"):
-        export_lora(model, other, tmp_path / "wrong.pth", img_size=64)
+        _export(model, other, tmp_path / "wrong.pth")
+
+
+def test_a_fine_tuned_sam_base_converts_only_with_custom_base_and_is_recorded(tmp_path, sam_file, capsys):
+    """A LoRA trained on a SAM the user fine-tuned (not a released file): refused by md5 by default, the error
+    naming --custom_base; with it, converted and the base (path, md5) recorded in release.json beside the model."""
+    fine_tuned = tmp_path / "my_finetuned_sam.pth"
+    torch.save(official_sam(seed=9).state_dict(), fine_tuned)
+    lora = official_lora_file(tmp_path)
+    model = tmp_path / "models" / "model.pt"
+    assert main(_command(fine_tuned, lora, model)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not the released SAM vit_t checkpoint" in err and "--custom_base" in err
+    assert not model.exists()
+
+    assert main(_command(fine_tuned, lora, model, "--custom_base")) == 0
+    printed = capsys.readouterr().out
+    assert f"sam_base_md5: {file_md5(fine_tuned)}" in printed and "sam_base_released: False" in printed
+    record = check_release(model.parent)  # the model's sha256 matches the record
+    assert record["model"]["file"] == "model.pt" and "not a released file" in record["release"]
+    assert record["sources"]["sam_base"] == {"file": str(fine_tuned.resolve()), "md5": file_md5(fine_tuned), "released": False}
+    assert record["sources"]["lora"]["file"] == str(lora.resolve())
+    expected = _convert(fine_tuned, lora, custom_base=True).conversion.state
+    assert all(torch.equal(expected[k], v) for k, v in read_state_dict(model).items())
+    # the flag does not override the base recorded beside a LoRA file trained here
+    exported = _export(model, fine_tuned, tmp_path / "mine.pth")
+    with pytest.raises(CheckpointError, match=r"mine\.pth was trained on the SAM base with md5"):
+        _convert(sam_file, exported, custom_base=True)
+
+
+def test_the_default_conversion_records_the_released_base(tmp_path, sam_file):
+    lora = official_lora_file(tmp_path)
+    model = tmp_path / "models" / "model.pt"
+    assert main(_command(sam_file, lora, model)) == 0
+    record = check_release(model.parent)
+    assert record["sources"]["sam_base"]["released"] is True and record["release"] == "SAMed LoRA epoch_159.pth on the released SAM vit_t"
 
 
 def test_wrong_rank_class_count_and_non_lora_files_are_named(tmp_path, sam_file):
@@ -144,7 +192,7 @@ def test_command_line_converts_and_refuses_with_one_line(tmp_path):
     sam = tmp_path / "SAM_VIT_B.pth"
     torch.save({"image_encoder.pos_embed": torch.zeros(1, 64, 64, 768)}, sam)
     done = subprocess.run(
-        [sys.executable, "-m", "tools.convert_samed", "--sam_checkpoint", str(sam), "--lora", str(tmp_path / "missing.pth"), "--output", str(tmp_path / "out.pt")],
+        [sys.executable, "-m", "bundles.samed.convert", "--sam_checkpoint", str(sam), "--lora", str(tmp_path / "missing.pth"), "--output", str(tmp_path / "out.pt")],
         cwd=REPO, capture_output=True, text=True,
     )
     assert done.returncode != 0 and "Traceback" not in done.stderr

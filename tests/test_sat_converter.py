@@ -12,8 +12,8 @@ import torch
 from bundles.checkpoints.loading import load_state_dict_strict, read_state_dict
 from bundles.errors import CheckpointError
 from bundles.networks.sat.sat import SAT
+from bundles.sat import convert as convert_sat
 from bundles.sat.convert import convert_official_sat, convert_official_sat_detailed, export_official_sat
-from tools import convert_sat
 
 
 def _key_shapes(repo_root, variant: str) -> dict[str, list[int]]:
@@ -125,7 +125,7 @@ def test_convert_tool_reports_a_wrong_file_in_one_line(repo_root, tmp_path):
     source = tmp_path / "text_encoder.pth"
     torch.save({"model_state_dict": {"module.modality_embed.weight": torch.zeros(4, 768)}}, source)
     done = subprocess.run(
-        [sys.executable, "-m", "tools.convert_sat", "segmentation", f"--checkpoint={source}", "--variant=nano",
+        [sys.executable, "-m", "bundles.sat.convert", "segmentation", f"--checkpoint={source}", "--variant=nano",
          f"--output={tmp_path / 'model.pt'}"],
         cwd=repo_root, capture_output=True, text=True,
     )

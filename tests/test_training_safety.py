@@ -185,9 +185,9 @@ def test_monai_tracking_flag_logs_the_run_through_the_standard_trainer_ids(train
     assert [m.step for m in client.get_metric_history(only.info.run_id, "train_loss")] == [1, 2]
 
 
-@pytest.mark.parametrize("bundle, command", [("sat_nano", "tools.convert_sat"), ("sat_pro", "tools.convert_sat"),
-                                             ("sam_med3d", "tools.convert_sam_med3d"), ("samed_lora", "tools.convert_samed"),
-                                             ("sam_unet", "tools.init_sam_unet")])
+@pytest.mark.parametrize("bundle, command", [("sat_nano", "bundles.sat.convert"), ("sat_pro", "bundles.sat.convert"),
+                                             ("sam_med3d", "bundles.sam_med3d.convert"), ("samed_lora", "bundles.samed.convert"),
+                                             ("sam_unet", "bundles.sam_unet.convert")])
 def test_training_from_missing_pretrained_weights_says_how_to_get_them_before_any_work(tmp_path, bundle, command):
     import subprocess
     import sys

@@ -41,7 +41,7 @@ def pretrain(
 
     Args:
         knowledge_file: one JSON object per line: term, definition, synonyms, relations.
-        output_file: trained encoder weights (our key names; `python -m tools.convert_sat text_encoder_export` gives the official layout).
+        output_file: trained encoder weights (our key names; `python -m bundles.sat.convert text_encoder_export` gives the official layout).
         encoder_kind: knowledge | medcpt | basebert | sentence.
         model_dir: local tower folder (config, tokenizer, weights); optional for sentence (packaged MiniLM).
         init_checkpoint: start from a converted text-encoder checkpoint instead of the folder's weights.

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from os import PathLike
 from typing import Any
 
 import torch
-
-from bundles.checkpoints.release import file_sha256
 
 __all__ = ["Conversion", "conversion_summary"]
 
@@ -24,14 +21,10 @@ class Conversion:
     dropped: dict[str, str] = field(default_factory=dict)
 
 
-def conversion_summary(conversion: Conversion, source: str | PathLike, output: str | PathLike) -> dict[str, Any]:
-    """What a converter tool prints: source and output with their sha256, keys used and dropped (counted by
-    reason), and the number of values written (parameters and stored buffers)."""
+def conversion_summary(conversion: Conversion) -> dict[str, Any]:
+    """What a converter prints about a conversion: keys used and dropped (counted by reason), and the number of
+    values written (parameters and stored buffers)."""
     return {
-        "source": str(source),
-        "source_sha256": file_sha256(source),
-        "output": str(output),
-        "output_sha256": file_sha256(output),
         "keys_used": len(conversion.used),
         "keys_dropped": len(conversion.dropped),
         "dropped_by_reason": dict(Counter(conversion.dropped.values())),

@@ -19,16 +19,39 @@ from bundles.checkpoints.model_card import CARD_NAME, model_overlays, read_model
 from bundles.checkpoints.safe_unpickle import SAFE_PICKLE
 from bundles.errors import CheckpointError
 
-__all__ = ["CONTAINER_KEYS", "read_state_dict", "strip_prefix", "check_state_dict", "load_state_dict_strict", "load_weights"]
+__all__ = [
+    "CONTAINER_KEYS",
+    "DDP_PREFIX",
+    "read_state_dict",
+    "read_official_state_dict",
+    "strip_prefix",
+    "check_state_dict",
+    "load_state_dict_strict",
+    "load_weights",
+]
 
 #: Keys under which known training scripts store the weights (SAT, SAM-Med3D, MONAI, Lightning).
 CONTAINER_KEYS = ("model_state_dict", "state_dict", "model", "network", "net")
+#: The key prefix of weights saved from a ``DistributedDataParallel``-wrapped module.
+DDP_PREFIX = "module."
 
 
 def _only_tensors(obj: object) -> dict[str, torch.Tensor] | None:
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return {str(k): v for k, v in obj.items()}
     return None
+
+
+def _unwrap(obj: object) -> dict[str, torch.Tensor] | None:
+    """The state dict ``obj`` is, or holds under one of :data:`CONTAINER_KEYS`; None when neither."""
+    state = _only_tensors(obj)
+    if state is None and isinstance(obj, Mapping):
+        for key in CONTAINER_KEYS:
+            if key in obj:
+                state = _only_tensors(obj[key])
+                if state is not None:
+                    break
+    return state
 
 
 def read_state_dict(path: str | PathLike, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
@@ -52,7 +75,8 @@ def read_state_dict(path: str | PathLike, *, allow_pickle: bool = False) -> dict
         if not allow_pickle:
             raise CheckpointError(
                 f"{path}: the checkpoint pickles non-tensor objects and was refused for safety; if you trust "
-                "the file, convert it with the tools converter, which reads it with allow_pickle=True"
+                "the file, convert it with its bundle's converter (python -m bundles.<family>.convert), which reads it "
+                "without running its pickles"
             ) from e
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=SAFE_PICKLE)
@@ -61,13 +85,7 @@ def read_state_dict(path: str | PathLike, *, allow_pickle: bool = False) -> dict
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/EOFError/... for bad files
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
 
-    state = _only_tensors(obj)
-    if state is None and isinstance(obj, Mapping):
-        for key in CONTAINER_KEYS:
-            if key in obj:
-                state = _only_tensors(obj[key])
-                if state is not None:
-                    break
+    state = _unwrap(obj)
     if state is None:
         found = list(obj.keys())[:10] if isinstance(obj, Mapping) else type(obj).__name__
         raise CheckpointError(
@@ -77,8 +95,38 @@ def read_state_dict(path: str | PathLike, *, allow_pickle: bool = False) -> dict
     return state
 
 
-def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
-    """Remove ``prefix`` from every key that has it (DDP's ``module.`` by default)."""
+def read_official_state_dict(state_or_path: Mapping[str, object] | str | PathLike, what: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The intake of every converter: an official release's weights as a plain state dict without DDP's prefix.
+
+    Args:
+        state_or_path: a checkpoint file (read by :func:`read_state_dict` with ``allow_pickle=True``: training
+            dumps are read without running their pickles), or an in-memory state dict or training dump (a
+            mapping holding the state dict under one of :data:`CONTAINER_KEYS`).
+        what: what the weights should be, naming an in-memory source in messages (e.g. ``"SAM-Med3D"``).
+
+    Returns:
+        ``(state, source)``: the tensors keyed without :data:`DDP_PREFIX` (the same tensors, no copies), and
+        the file's path or ``"<what> state dict"`` for messages.
+
+    Raises:
+        CheckpointError: an unreadable file, or no state dict of tensors in the file or mapping.
+    """
+    if isinstance(state_or_path, Mapping):
+        source = f"{what} state dict"
+        state = _unwrap(state_or_path)
+        if state is None:
+            bad = sorted(str(k) for k, v in state_or_path.items() if not isinstance(v, torch.Tensor))
+            raise CheckpointError(
+                f"{source}: no state dict of tensors (non-tensor entries {bad[:5]}, and none of {CONTAINER_KEYS} holds one)"
+            )
+    else:
+        source = str(state_or_path)
+        state = read_state_dict(state_or_path, allow_pickle=True)
+    return strip_prefix(state), source
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = DDP_PREFIX) -> dict[str, torch.Tensor]:
+    """Remove ``prefix`` from every key that has it (:data:`DDP_PREFIX` by default)."""
     return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
 
 
@@ -118,7 +166,7 @@ def check_state_dict(
         parts.append(f"{len(mismatched)} shape mismatches: " + "; ".join(mismatched[:8]))
     raise CheckpointError(
         f"{source}: checkpoint does not fit the network ({' | '.join(parts)}). Is it the right model size/"
-        "release, and was it converted with the tools converter?"
+        "release, and was it converted with its bundle's converter (python -m bundles.<family>.convert)?"
     )
 
 

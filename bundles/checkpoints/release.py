@@ -7,7 +7,8 @@ converter writes ``models/release.json`` with the sha256 of every part; :func:`c
 other combination, and :func:`check_model_files` runs both checks before a job loads anything.
 
 Record layout: ``{"release": ..., "<part>": {"file": ..., "sha256": ...}, ..., "written": ...}`` (one entry per
-part, e.g. ``segmentation`` and ``text_encoder``).
+part, e.g. ``segmentation`` and ``text_encoder``), and optionally ``"sources"``: the input files the parts were
+made from (e.g. a fine-tuned SAM base: its path and md5), recorded for the reader, not checked.
 """
 
 from __future__ import annotations
@@ -66,7 +67,16 @@ def _entry(models_dir: Path, file: str | PathLike) -> dict[str, str]:
     return {"file": name, "sha256": file_sha256(path)}
 
 
-def write_release_record(models_dir: str | PathLike, parts: Mapping[str, str | PathLike], release: str) -> Path:
+#: Record keys that are not parts.
+_NOT_PARTS = ("release", "written", "sources")
+
+
+def write_release_record(
+    models_dir: str | PathLike,
+    parts: Mapping[str, str | PathLike],
+    release: str,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
     """Write ``<models_dir>/release.json`` naming every part's file, its sha256 and the release.
 
     Args:
@@ -74,18 +84,22 @@ def write_release_record(models_dir: str | PathLike, parts: Mapping[str, str | P
         parts: part name -> converted file inside ``models_dir`` (absolute, or relative to it), e.g.
             ``{"segmentation": "model.pt", "text_encoder": "text_encoder.pt"}``.
         release: where the files come from, e.g. ``"SAT-Nano (HF zzh99/SAT Nano/nano.pth + text_encoder.pth)"``.
+        sources: input name -> what identifies it (``{"sam_base": {"file": ..., "md5": ...}}``), stored as given.
 
     Returns:
         Path of the record (written atomically).
 
     Raises:
-        CheckpointError: no parts, a part named ``release``/``written``, a file missing or outside ``models_dir``.
+        CheckpointError: no parts, a part named ``release``/``written``/``sources``, a file missing or outside
+            ``models_dir``.
     """
     models_dir = Path(models_dir)
-    if not parts or set(parts) & {"release", "written"}:
-        raise CheckpointError(f"release record parts must be named files other than 'release'/'written', got {list(parts)}")
+    if not parts or set(parts) & set(_NOT_PARTS):
+        raise CheckpointError(f"release record parts must be named files other than {'/'.join(_NOT_PARTS)}, got {list(parts)}")
     record: dict[str, Any] = {"release": release}
     record.update({name: _entry(models_dir, file) for name, file in parts.items()})
+    if sources:
+        record["sources"] = {name: dict(source) for name, source in sources.items()}
     record["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return atomic_write_json(models_dir / RELEASE_RECORD, record)
 
@@ -105,11 +119,11 @@ def check_release(models_dir: str | PathLike) -> dict[str, Any]:
     if not record_path.is_file():
         raise CheckpointError(
             f"{record_path}: no release record, so the model's files cannot be checked to belong together; "
-            "convert them with the tools converter, which writes it"
+            "convert them with the bundle's converter (python -m bundles.<family>.convert), which writes it"
         )
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
-        entries = {part: (v["file"], v["sha256"]) for part, v in record.items() if part not in ("release", "written")}
+        entries = {part: (v["file"], v["sha256"]) for part, v in record.items() if part not in _NOT_PARTS}
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{record_path}: malformed release record ({e}); convert the checkpoints again") from e
     if not entries:
@@ -137,7 +151,7 @@ def check_model_files(files: Sequence[str | PathLike], model_dir: str | PathLike
         files: the weight files the job will load.
         model_dir: their folder (where ``release.json`` is looked for).
         how_to_get: the family's way to get them, e.g. "convert the official weights with
-            `python -m tools.convert_sat` (see README) or train them with configs/train.json".
+            `python -m bundles.<family>.convert` (see README) or train them with configs/train.json".
 
     Raises:
         CheckpointError: naming all missing files (absolute paths) and how to get them, or a file of another release.

@@ -1,4 +1,7 @@
-"""Convert an official SAM-Med3D checkpoint (SAM-Med3D, -turbo, -organ, -brain) to our state dict.
+"""Convert an official SAM-Med3D checkpoint (SAM-Med3D, -turbo, -organ, -brain) to our state dict; the
+``python -m bundles.sam_med3d.convert`` command (:func:`main`).
+
+    python -m bundles.sam_med3d.convert --checkpoint sam_med3d_turbo.pth --output sam_med3d/models/model.pt
 
 Official layout (SAM-Med3D ``train.py``): ``{'epoch', 'model_state_dict', 'optimizer_state_dict', ...,
 'args': argparse.Namespace}``, or a slim ``{'model_state_dict': ...}`` (the Hugging Face turbo file); 324
@@ -11,20 +14,21 @@ the meta device.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any
 
 import torch
 
-from bundles.checkpoints.conversion import Conversion
-from bundles.checkpoints.loading import check_state_dict, read_state_dict, strip_prefix
+from bundles.checkpoints.conversion import Conversion, conversion_summary
+from bundles.checkpoints.converter import run_converter, save_converted
+from bundles.checkpoints.loading import check_state_dict, read_official_state_dict
 from bundles.errors import CheckpointError
 from bundles.networks.sam_med3d import SAMMed3D
 
-__all__ = ["DROPPED", "build_meta_sam_med3d", "convert_official_sam_med3d"]
+__all__ = ["DROPPED", "build_meta_sam_med3d", "convert_official_sam_med3d", "convert", "main"]
 
-DDP_PREFIX = "module."
 #: Official keys we do not use, and why.
 DROPPED = {
     "prompt_encoder.point_embeddings.2.weight": "box-corner embedding of the CVPR25_3DFM box-prompt branch; this bundle takes clicks, and box prompts are unusable on the official main branch",
@@ -50,16 +54,7 @@ def convert_official_sam_med3d(
         CheckpointError: unreadable file, no state dict, not SAM-Med3D weights (keys named), or keys and
             shapes that do not fit the network (missing, unexpected and mis-shaped keys listed).
     """
-    if isinstance(state_or_path, Mapping):
-        source = "SAM-Med3D state dict"
-        raw = dict(state_or_path.get("model_state_dict", state_or_path))
-    else:
-        source = str(state_or_path)
-        raw = read_state_dict(state_or_path, allow_pickle=True)
-    bad = sorted(str(k) for k, v in raw.items() if not isinstance(v, torch.Tensor))
-    if bad:
-        raise CheckpointError(f"{source}: non-tensor entries {bad[:5]}; expected a state dict of tensors")
-    state = strip_prefix(raw, DDP_PREFIX)
+    state, source = read_official_state_dict(state_or_path, "SAM-Med3D")
     if not any(k.startswith("image_encoder.") for k in state) or not any(k.startswith("prompt_encoder.") for k in state):
         raise CheckpointError(
             f"{source}: not a SAM-Med3D checkpoint: no 'image_encoder.*' / 'prompt_encoder.*' keys "
@@ -74,3 +69,29 @@ def convert_official_sam_med3d(
     conversion.state = {k: state[k].detach().to(torch.float32).contiguous() for k in expected}
     conversion.used = list(expected)
     return conversion
+
+
+def convert(checkpoint: str, output: str = "sam_med3d/models/model.pt", variant: str = "vit_b_ori") -> dict[str, Any]:
+    """Official SAM-Med3D checkpoint -> our state dict file.
+
+    Reads ``model_state_dict`` (or a plain state dict; training dumps with pickled extras are read without
+    running their pickles), checks every key and shape strictly, writes the file atomically and prints the keys
+    used and dropped (with reasons), the number of values and the sha256 of source and output.
+
+    Args:
+        checkpoint: the official file (sam_med3d_turbo.pth, sam_med3d.pth, ...).
+        output: where to write our state dict (a plain {key: tensor} dict, torch.save; default the bundle's
+            weights, relative to where you run it).
+        variant: the architecture the weights must fit ("vit_b_ori", the only released one).
+    """
+    conversion = convert_official_sam_med3d(checkpoint, variant)
+    return save_converted(conversion.state, output, {"variant": variant, **conversion_summary(conversion)}, source=checkpoint)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bundles.sam_med3d.convert --checkpoint ...`` on ``argv`` (default the process's arguments); the exit status."""
+    return run_converter(convert, argv, "bundles.sam_med3d.convert")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,33 +1,55 @@
-"""Convert the official SAT segmentation checkpoints (SAT-Nano / SAT-Pro) to our state dict, and back.
+"""Convert the official SAT checkpoints (SAT-Nano / SAT-Pro segmentation and text encoder) to our state dicts,
+and back; the ``python -m bundles.sat.convert`` command (:func:`main`) of both bundles, ``sat_nano`` and ``sat_pro``.
+
+    python -m bundles.sat.convert segmentation --checkpoint nano.pth --variant nano --output sat_nano/models/model.pt
+    python -m bundles.sat.convert text_encoder --checkpoint text_encoder.pth --kind ours --output sat_nano/models/text_encoder.pt
+    python -m bundles.sat.convert release sat_nano/models model.pt text_encoder.pt --release "SAT-Nano (zzh99/SAT)"
+    python -m bundles.sat.convert export --checkpoint sat_nano/models/model.pt --variant nano --output official.pth
+    python -m bundles.sat.convert text_encoder_export --checkpoint sat_nano/models/text_encoder.pt --output text_encoder.pth
 
 Official layout (official SAT checkpoints): ``{'step', 'model_state_dict', 'optimizer_state_dict'}``; every key starts
 with DDP's ``module.``; every U-Net conv block stores its conv and norm twice (``conv``/``norm`` and
 ``all_modules.0``/``all_modules.1``); checkpoints trained with deep supervision also hold
 ``mid_mask_embed_proj.*``. Our :class:`~bundles.networks.sat.sat.SAT` uses the official names minus the
 prefix and the aliases, so the mapping is by rule; shapes are checked strictly against a network of the
-requested variant built on the meta device (no memory, no compute).
+requested variant built on the meta device (no memory, no compute). The text encoder's conversion is
+:mod:`bundles.sat.convert_text_encoder`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-from bundles.checkpoints.conversion import Conversion
-from bundles.checkpoints.loading import check_state_dict, read_state_dict, strip_prefix
+from bundles.checkpoints.conversion import Conversion, conversion_summary
+from bundles.checkpoints.converter import print_summary, run_converter, save_converted
+from bundles.checkpoints.loading import DDP_PREFIX, check_state_dict, read_official_state_dict, read_state_dict
+from bundles.checkpoints.release import write_release_record
 from bundles.errors import CheckpointError
 from bundles.networks.sat.sat import SAT
 from bundles.networks.sat.sat import VARIANTS as SAT_VARIANTS
+from bundles.sat.convert_text_encoder import convert_official_text_encoder, export_official_text_encoder
 
-__all__ = ["build_meta_sat", "convert_official_sat", "convert_official_sat_detailed", "export_official_sat"]
+__all__ = [
+    "build_meta_sat",
+    "convert_official_sat",
+    "convert_official_sat_detailed",
+    "export_official_sat",
+    "segmentation",
+    "export",
+    "text_encoder",
+    "text_encoder_export",
+    "release",
+    "main",
+]
 
 Variant = Literal["nano", "pro"]
 VARIANTS = tuple(SAT_VARIANTS)
-DDP_PREFIX = "module."
 #: ``all_modules.{i}`` alias -> twin attribute (nnU-Net ConvDropoutNormReLU: Sequential(conv, norm, nonlin)).
 ALIAS_TWINS = {"0": "conv", "1": "norm"}
 _ALIAS = re.compile(r"^(?P<block>.*\.convs\.\d+)\.all_modules\.(?P<index>\d+)\.(?P<param>weight|bias)$")
@@ -102,18 +124,7 @@ def convert_official_sat_detailed(
     deep_supervision: bool = True,
 ) -> Conversion:
     """Like :func:`convert_official_sat`, also reporting the keys used and dropped (with reasons)."""
-    if isinstance(state_or_path, Mapping):
-        source = f"SAT-{variant} state dict"
-        raw = {str(k): v for k, v in state_or_path.items()}
-        if "model_state_dict" in raw and isinstance(raw["model_state_dict"], Mapping):
-            raw = dict(raw["model_state_dict"])
-    else:
-        source = str(state_or_path)
-        raw = read_state_dict(state_or_path, allow_pickle=True)
-    bad = sorted(k for k, v in raw.items() if not isinstance(v, torch.Tensor))
-    if bad:
-        raise CheckpointError(f"{source}: non-tensor entries {bad[:5]}; expected a state dict of tensors")
-    state = strip_prefix(raw, DDP_PREFIX)
+    state, source = read_official_state_dict(state_or_path, f"SAT-{variant}")
     _refuse_text_encoder(state, source)
     conversion = Conversion(state={})
     _drop_aliases(state, conversion, source)
@@ -178,3 +189,93 @@ def export_official_sat(our_state: Mapping[str, torch.Tensor], variant: Variant)
                     alias = f"{DDP_PREFIX}{block}.all_modules.{twin_index[name]}.{param}"
                     official[alias] = our_state[f"{block}.{name}.{param}"]
     return {"model_state_dict": official}
+
+
+def segmentation(checkpoint: str, variant: Variant = "nano", output: str = "models/model.pt", deep_supervision: bool = True) -> dict[str, Any]:
+    """Official SAT segmentation checkpoint (nano.pth / SAT_Pro.pth) -> our state dict file.
+
+    Prints the keys used and dropped (with reasons), the number of values and the sha256 of source and output.
+
+    Args:
+        checkpoint: the official file ({'model_state_dict': {'module.*': ...}, ...}).
+        variant: "nano" (bundle sat_nano) or "pro" (bundle sat_pro); the weights are checked strictly against
+            this network, and weights of the other variant are named as such.
+        output: where to write our state dict (a plain {key: tensor} dict, torch.save), e.g.
+            sat_nano/models/model.pt.
+        deep_supervision: keep the mid_mask_embed_proj.* heads (for training / a network built with
+            deep_supervision=True); False drops them for an inference-only network.
+    """
+    conversion = convert_official_sat_detailed(checkpoint, variant, deep_supervision=deep_supervision)
+    facts = {"variant": variant, **conversion_summary(conversion), "deep_supervision_heads": deep_supervision}
+    return save_converted(conversion.state, output, facts, source=checkpoint)
+
+
+def export(checkpoint: str, variant: Variant = "nano", output: str = "official.pth") -> dict[str, Any]:
+    """Our SAT state dict file -> the official layout ({'model_state_dict': {'module.*', all_modules aliases}}).
+
+    Args:
+        checkpoint: a file written by ``segmentation`` (or any state dict of SAT.nano / SAT.pro).
+        variant: "nano" or "pro".
+        output: where to write the official-format file.
+    """
+    official = export_official_sat(read_state_dict(checkpoint), variant)
+    return save_converted(official, output, {"variant": variant, "keys": len(official["model_state_dict"])}, source=checkpoint)
+
+
+def text_encoder(
+    checkpoint: str, kind: str = "ours", output: str = "models/text_encoder.pt", truncate_modality_embed: bool = False
+) -> dict[str, Any]:
+    """Official SAT text encoder (text_encoder.pth, or a SAT-Pretrain file) -> our state dict file.
+
+    Args:
+        checkpoint: the official file ({'model_state_dict': {'module.*': ...}, ...}); read without running its pickles.
+        kind: "ours" (= knowledge, the released encoder), "medcpt" or "basebert".
+        output: where to write our state dict, e.g. sat_nano/models/text_encoder.pt.
+        truncate_modality_embed: accept a 5-row modality embedding (SAT-Pretrain cvpr25) by dropping row 4
+            (microscopy).
+    """
+    state = convert_official_text_encoder(checkpoint, kind, truncate_modality_embed=truncate_modality_embed)
+    facts = {"kind": kind, "keys": len(state), "values": sum(t.numel() for t in state.values())}
+    return save_converted(state, output, facts, source=checkpoint)
+
+
+def text_encoder_export(checkpoint: str, kind: str = "ours", output: str = "text_encoder.pth") -> dict[str, Any]:
+    """Our text-encoder state dict file -> the official layout ({'step': 0, 'model_state_dict': {'module.*'}}).
+
+    Args:
+        checkpoint: a file written by ``text_encoder`` (or by the text pretraining).
+        kind: "ours" (= knowledge), "medcpt" or "basebert"; the weights are checked against that encoder.
+        output: where to write the official-format file.
+    """
+    official = export_official_text_encoder(read_state_dict(checkpoint), kind)
+    return save_converted({"step": 0, "model_state_dict": official}, output, {"kind": kind, "keys": len(official)}, source=checkpoint)
+
+
+def release(models_dir: str, segmentation_file: str, text_encoder_file: str, release: str) -> dict[str, Any]:
+    """Record that the converted pair in ``models_dir`` belongs together (``models_dir/release.json``); the
+    bundles refuse a segmentation checkpoint with another release's text encoder.
+
+    Args:
+        models_dir: the bundle's weights folder (e.g. sat_nano/models).
+        segmentation_file: the converted segmentation file, inside models_dir (e.g. model.pt).
+        text_encoder_file: the converted text encoder, inside models_dir (e.g. text_encoder.pt).
+        release: where both come from, e.g. "SAT-Nano (zzh99/SAT)".
+    """
+    path = write_release_record(models_dir, {"segmentation": segmentation_file, "text_encoder": text_encoder_file}, release)
+    summary = {"release": release, "record": str(path)}
+    print_summary(summary)
+    return summary
+
+
+#: The commands of ``python -m bundles.sat.convert``.
+COMMANDS = {"segmentation": segmentation, "export": export, "text_encoder": text_encoder, "text_encoder_export": text_encoder_export,
+            "release": release}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bundles.sat.convert COMMAND ...`` on ``argv`` (default the process's arguments); the exit status."""
+    return run_converter(COMMANDS, argv, "bundles.sat.convert")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

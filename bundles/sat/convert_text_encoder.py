@@ -23,7 +23,7 @@ from os import PathLike
 import torch
 from transformers import PretrainedConfig
 
-from bundles.checkpoints.loading import check_state_dict, read_state_dict, strip_prefix
+from bundles.checkpoints.loading import DDP_PREFIX, check_state_dict, read_official_state_dict
 from bundles.errors import CheckpointError
 from bundles.io.modality import MODALITIES
 from bundles.networks.sat.text_encoder import build_text_encoder, canonical_kind, default_tower_config
@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 #: Our kind -> the official ``--text_encoder`` option value (SAT ``model/text_encoder.py``).
 OFFICIAL_KIND = {"knowledge": "ours", "medcpt": "medcpt", "basebert": "basebert"}
 
-_DDP_PREFIX = "module."
 _BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 _PRETRAIN_PREFIXES = ("atlas_tower.", "temperature")
 _SEGMENTATION_PREFIXES = ("backbone.", "transformer_decoder.", "mask_embed_proj.")
@@ -77,8 +76,8 @@ def convert_official_text_encoder(
     """Official text-encoder state dict (or file) -> our state dict, checked strictly.
 
     Args:
-        state_or_path: a state dict, or a checkpoint file (containers such as ``model_state_dict`` unwrapped;
-            read with ``allow_pickle=True``, so only convert files you trust).
+        state_or_path: a state dict, or a checkpoint file or dump (containers such as ``model_state_dict``
+            unwrapped; see :func:`~bundles.checkpoints.loading.read_official_state_dict`).
         kind: ``"knowledge"``/``"ours"``, ``"medcpt"`` or ``"basebert"``.
         truncate_modality_embed: keep the first 4 rows of a 5-row ``modality_embed`` (drops microscopy).
         config: tower geometry to check against; default the released one.
@@ -91,9 +90,7 @@ def convert_official_text_encoder(
             ``truncate_modality_embed``; any missing, unexpected or mis-shaped key (listed).
     """
     kind = _official_kind(kind)
-    source = str(state_or_path) if isinstance(state_or_path, (str, PathLike)) else f"official {OFFICIAL_KIND[kind]} state dict"
-    raw = read_state_dict(state_or_path, allow_pickle=True) if isinstance(state_or_path, (str, PathLike)) else state_or_path
-    state = strip_prefix(raw, _DDP_PREFIX)
+    state, source = read_official_state_dict(state_or_path, f"official {OFFICIAL_KIND[kind]}")
     if any(k.startswith(_SEGMENTATION_PREFIXES) for k in state):
         raise CheckpointError(f"{source}: this is a SAT segmentation checkpoint, not a text encoder")
     buffers = [k for k in state if k.endswith(_BUFFER_SUFFIXES)]
@@ -136,4 +133,4 @@ def export_official_text_encoder(
     """
     kind = _official_kind(kind)
     check_state_dict(text_encoder_shapes(kind, config), our_state, source=f"our {kind} text-encoder state dict")
-    return {_DDP_PREFIX + k: v for k, v in our_state.items()}
+    return {DDP_PREFIX + k: v for k, v in our_state.items()}

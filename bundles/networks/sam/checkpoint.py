@@ -14,7 +14,7 @@ from os import PathLike
 
 import torch
 
-from bundles.checkpoints.loading import read_state_dict, strip_prefix
+from bundles.checkpoints.loading import read_official_state_dict
 from bundles.checkpoints.release import file_digest
 from bundles.errors import CheckpointError
 from bundles.networks.sam.resize import resize_encoder_state
@@ -36,7 +36,7 @@ def read_sam_checkpoint(path: str | PathLike) -> tuple[dict[str, torch.Tensor], 
     Raises:
         CheckpointError: unreadable, no ``image_encoder.pos_embed``, or a width / depth no SAM has.
     """
-    state = strip_prefix(read_state_dict(path, allow_pickle=True), "module.")
+    state, _ = read_official_state_dict(path, "SAM")
     pos = state.get("image_encoder.pos_embed")
     if pos is None or pos.ndim != 4:
         raise CheckpointError(f"{path}: not a 2D SAM checkpoint: no image_encoder.pos_embed (1, 64, 64, C) (found {', '.join(sorted(state)[:5])})")
