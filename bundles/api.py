@@ -16,27 +16,32 @@ indices or, with ``points_space="world"``, RAS millimetres; SAM-UNet ``objects``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bundles.errors import ConfigurationError
 from bundles.io.grid import ImageGrid
 
+if TYPE_CHECKING:
+    from bundles.interactive.session import ClickSession
+
 __all__ = ["segment", "open_session"]
 
 
-def segment(bundle: str, image: str | PathLike, output_dir: str | PathLike | None = None, *, model_dir: str | PathLike | None = None,
+def segment(bundle: str, image: str | PathLike | Sequence[str | PathLike], output_dir: str | PathLike | None = None, *,
+            model_dir: str | PathLike | None = None,
             device: str = "auto", settings: Mapping[str, Any] | None = None,
             **prompts: Any) -> tuple[np.ndarray, list[str], ImageGrid] | Path:
     """Segment ``image`` with ``bundle``.
 
     Args:
         bundle: a bundle folder name (``sat_nano``, ``sat_pro``, ``sam_med3d``, ``samed_lora``, ``sam_unet``).
-        image: a NIfTI/NRRD/MHA file or a DICOM series folder (with ``output_dir``: also a folder of scans).
+        image: a NIfTI/NRRD/MHA file or a DICOM series folder (with ``output_dir``: also a folder of scans, or
+            a list of these).
         output_dir: ``None``: return the masks in memory; else write the bundle's usual files there
             (``<case>/seg.nii.gz`` on the input grid, ``masks/``, ``legend.json``, DICOM-SEG for DICOM input)
             by running its ``configs/inference.json`` job.
@@ -56,8 +61,9 @@ def segment(bundle: str, image: str | PathLike, output_dir: str | PathLike | Non
     if output_dir is not None:
         from bundles.bundle_configs import run_inference
 
-        run_inference(bundle, model_dir, input_dict={"image": str(image), **prompts}, output_dir=str(output_dir), device=device,
-                      progress=False, **dict(settings or {}))
+        images = [str(p) for p in image] if isinstance(image, (list, tuple)) else str(image)
+        run_inference(bundle, model_dir, input_dict={"image": images, **prompts}, output_dir=str(output_dir), device=device,
+                      **{"progress": False, **dict(settings or {})})
         return Path(output_dir)
     from bundles.engines.loaded_bundle import LoadedBundle
     from bundles.engines.predict_case import predict_case
@@ -67,9 +73,10 @@ def segment(bundle: str, image: str | PathLike, output_dir: str | PathLike | Non
 
 
 def open_session(bundle: str, model_dir: str | PathLike | None = None, *, device: str = "auto",
-                 settings: Mapping[str, Any] | None = None) -> Any:
-    """The click session of an interactive bundle (``sam_med3d``): ``set_image``, ``add_click``, ``undo``,
-    ``reset``, ``mask``, ``grid``; the image embedding is computed once per image.
+                 settings: Mapping[str, Any] | None = None) -> ClickSession:
+    """The click session of an interactive bundle (``sam_med3d``), a
+    :class:`~bundles.interactive.session.ClickSession`: ``set_image``, ``add_click``, ``undo``, ``reset``,
+    ``mask``, ``grid``; the image embedding is computed once per image.
 
     Raises:
         ConfigurationError: the bundle has no click session (its configs define no ``session``).

@@ -56,13 +56,13 @@ def test_medseg_reports_a_prompt_typo_before_loading_torch(tmp_path):
 
 
 def test_a_broken_case_is_reported_and_the_other_cases_still_run(tiny_sat_model, tmp_path):
-    from bundles.sat.api import segment_to_folder
+    from bundles import segment
 
     good = _phantom(tmp_path / "scans" / "good.nii.gz", seed=3)
     broken = tmp_path / "scans" / "broken.nii.gz"
     broken.write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(Exception) as excinfo:
-        segment_to_folder([str(broken), str(good)], tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False)
+        segment("sat_nano", [broken, good], tmp_path / "out", model_dir=tiny_sat_model, device="cpu", prompts=["liver"], modality="ct")
     from bundles.errors import find_bundle_error
 
     error = find_bundle_error(excinfo.value)
@@ -80,9 +80,10 @@ def test_a_broken_case_is_reported_and_the_other_cases_still_run(tiny_sat_model,
 
     legend = tmp_path / "out" / "good" / "legend.json"
     stamp = legend.stat().st_mtime_ns
-    segment_to_folder(str(good), tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False, skip_existing=True)
+    segment("sat_nano", good, tmp_path / "out", model_dir=tiny_sat_model, device="cpu", settings={"skip_existing": True}, prompts=["liver"],
+            modality="ct")
     assert legend.stat().st_mtime_ns == stamp
-    segment_to_folder(str(good), tmp_path / "out", ["liver"], model_dir=tiny_sat_model, device="cpu", progress=False)
+    segment("sat_nano", good, tmp_path / "out", model_dir=tiny_sat_model, device="cpu", prompts=["liver"], modality="ct")
     assert legend.stat().st_mtime_ns != stamp  # without skip_existing the case is segmented again
 
 
@@ -168,20 +169,20 @@ def test_unexpected_errors_and_missing_packages_are_one_line_with_the_traceback_
 
 
 def test_the_python_api_returns_the_masks_the_job_writes(tiny_sat_model, tmp_path):
-    """``bundles.sat.segment`` (in memory) and ``segment_to_folder`` (files) run the same prompt check and
-    predictor from the bundle's configs: the same masks, on the input's own grid."""
+    """``bundles.segment`` in memory and to a folder run the same prompt check and predictor from the bundle's
+    configs: the same masks, on the input's own grid."""
+    from bundles import segment
     from bundles.errors import PromptError
-    from bundles.sat import segment, segment_to_folder
 
     image = _phantom(tmp_path / "scans" / "abdomen.nii.gz", seed=5)
-    masks, grid = segment(image, ["Liver", "spleen"], model_dir=tiny_sat_model, device="cpu")
+    masks, _, grid = segment("sat_nano", image, model_dir=tiny_sat_model, device="cpu", prompts=["Liver", "spleen"], modality="ct")
     source = nib.load(image)
     assert masks.shape == (2, *source.shape) and masks.dtype == bool
     np.testing.assert_allclose(grid.affine, source.affine, atol=1e-5)
-    segment_to_folder(image, tmp_path / "out", ["liver", "spleen"], model_dir=tiny_sat_model, device="cpu", progress=False)
+    segment("sat_nano", image, tmp_path / "out", model_dir=tiny_sat_model, device="cpu", prompts=["liver", "spleen"], modality="ct")
     legend = json.loads((tmp_path / "out" / "abdomen" / "legend.json").read_text())
     for mask, term in zip(masks, ["liver", "spleen"]):
         written = np.asarray(nib.load(tmp_path / "out" / "abdomen" / legend["files"][term]).dataobj) > 0
         np.testing.assert_array_equal(mask, written)
     with pytest.raises(PromptError, match="livr"):
-        segment(image, ["livr"], model_dir=tiny_sat_model, device="cpu")
+        segment("sat_nano", image, model_dir=tiny_sat_model, device="cpu", prompts=["livr"], modality="ct")

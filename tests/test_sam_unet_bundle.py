@@ -156,10 +156,11 @@ def test_bad_prompts_are_refused_in_one_line(phantom, tiny_model_dir, tmp_path, 
 
 
 def test_python_api_segments_prompted_objects(phantom, sa_med2d, tmp_path):
-    from bundles.sam_unet import segment
+    from bundles import segment
 
     _train(sa_med2d, tmp_path / "run", max_steps=1)
-    folder = segment(phantom[0], [{"name": "blob", "box": [12, 11, 5, 36, 29, 15]}], tmp_path / "out", model_dir=tmp_path / "run" / "model",
-                     device="cpu")
+    out = segment("sam_unet", phantom[0], tmp_path / "out", model_dir=tmp_path / "run" / "model", device="cpu",
+                  objects=[{"name": "blob", "box": [12, 11, 5, 36, 29, 15]}])
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
     assert nib.load(folder / "seg.nii.gz").shape == nib.load(phantom[0]).shape
     assert list(json.loads((folder / "legend.json").read_text())["labels"].values()) == ["blob"]

@@ -163,15 +163,16 @@ def test_slice_frame_at_fixed_spacing_gives_anatomy_the_same_pixel_size_and_inve
 
 
 def test_python_api_writes_the_case_keeps_the_callers_excepthook_and_refuses_unknown_options(tmp_path, tiny_model_dir):
+    from bundles import segment
     from bundles.errors import ConfigurationError
-    from bundles.samed import segment
 
     (tiny_model_dir / "training.json").write_text(json.dumps({"config_files": [str(TINY)]}))
     image, _ = _oblique_lps_phantom(tmp_path)
     with pytest.raises(ConfigurationError, match="'batch_sise' is not an option of the samed_lora bundle; did you mean batch_size"):
-        segment(image, tmp_path / "never", model_dir=tiny_model_dir, device="cpu", batch_sise=2)
+        segment("samed_lora", image, tmp_path / "never", model_dir=tiny_model_dir, device="cpu", settings={"batch_sise": 2})
     assert not (tmp_path / "never").exists()
     hook = sys.excepthook
-    folder = segment(image, tmp_path / "out", model_dir=tiny_model_dir, device="cpu", batch_size=2)
+    out = segment("samed_lora", image, tmp_path / "out", model_dir=tiny_model_dir, device="cpu", settings={"batch_size": 2})
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
     assert sys.excepthook is hook  # the bundle config's one-line error printer is for commands, not for library callers
     assert nib.load(folder / "seg.nii.gz").shape == nib.load(image).shape

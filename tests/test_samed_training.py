@@ -100,21 +100,22 @@ def test_warmup_then_poly_decay():
 
 
 def test_python_api_segments_with_a_trained_models_own_configs(data, tmp_path):
-    """``bundles.samed.segment`` on a model trained here picks up the overlays its training.json records."""
+    """``bundles.segment("samed_lora", ...)`` on a model trained here picks up the overlays its training.json records."""
     import nibabel as nib
 
-    from bundles.samed import segment
+    from bundles import segment
 
     _train(data, tmp_path / "run", max_steps=1)
     image = json.loads(data.read_text())["image"]
-    folder = segment(image, tmp_path / "out", model_dir=tmp_path / "run" / "model", device="cpu")
+    (folder,) = [p for p in segment("samed_lora", image, tmp_path / "out", model_dir=tmp_path / "run" / "model", device="cpu").iterdir()
+                 if p.is_dir()]
     assert nib.load(folder / "seg.nii.gz").shape == nib.load(image).shape
     assert json.loads((folder / "legend.json").read_text())["labels"] == {"1": "liver", "2": "spleen"}
 
 
 def test_python_api_raises_the_named_error_not_monais_wrapper(tmp_path):
+    from bundles import segment
     from bundles.errors import BundleInputError
-    from bundles.samed import segment
 
     with pytest.raises(BundleInputError, match="nope.nii.gz"):
-        segment(tmp_path / "nope.nii.gz", tmp_path / "out", model_dir=tmp_path)
+        segment("samed_lora", tmp_path / "nope.nii.gz", tmp_path / "out", model_dir=tmp_path)

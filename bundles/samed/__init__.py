@@ -1,15 +1,4 @@
 """SAMed's glue: preprocessing (SAMed's HU window), the slice predictor, training slices and step, the
-conversion of official SAM + LoRA files and the export back.
-
-``segment`` (``api.py``) is the short Python API.
+conversion of official SAM + LoRA files and the export back. Segmenting from Python is :func:`bundles.segment`
+(``bundles.segment("samed_lora", ...)``).
 """
-
-__all__ = ["segment"]
-
-
-def __getattr__(name: str):
-    if name == "segment":
-        from bundles.samed.api import segment
-
-        return segment
-    raise AttributeError(name)
