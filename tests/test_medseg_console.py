@@ -127,3 +127,10 @@ def test_library_chatter_only_with_verbose(setup, tmp_path):
     quiet, verbose = run(), run("--verbose")
     assert "input summary" not in quiet and "parsing config_file" not in quiet and "outputs:" in quiet
     assert "input summary" in verbose
+
+
+@pytest.mark.parametrize("args, option", [(["convert", "sam_med3d", "--help"], "CHECKPOINT"), (["serve", "--help"], "--studies")])
+def test_convert_and_serve_are_the_declared_converter_and_the_server(args, option):
+    result = subprocess.run([sys.executable, "-m", "bundles.console.main", *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert option in result.stdout + result.stderr

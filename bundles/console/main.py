@@ -131,13 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     voc.add_argument("-m", "--modality", default=None, help="ct, mri or pet (default: every modality)")
     voc.add_argument("-s", "--search", default=None, help="only terms containing this text")
     voc.set_defaults(handler=_vocabulary)
+    # these two hand every further argument to the tool they run (see main)
     convert = commands.add_parser("convert", add_help=False, help="prepare a bundle's weights: `medseg convert BUNDLE --help`")
     convert.add_argument("bundle")
-    convert.add_argument("args", nargs=argparse.REMAINDER)
-    convert.set_defaults(handler=_convert)
+    convert.set_defaults(handler=_convert, passes_arguments=True)
     serve = commands.add_parser("serve", add_help=False, help="the MONAI Label server: `medseg serve --help`")
-    serve.add_argument("args", nargs=argparse.REMAINDER)
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=_serve, passes_arguments=True)
     return parser
 
 
@@ -145,7 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``medseg``; returns the exit status (errors: one line on stderr, status 1)."""
     from bundles.errors import BundleError, find_bundle_error, install_excepthook
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "passes_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.args = rest
     install_excepthook(getattr(args, "output", None))
     try:
         args.handler(args)

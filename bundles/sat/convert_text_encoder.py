@@ -25,7 +25,7 @@ from transformers import PretrainedConfig
 
 from bundles.checkpoints.loading import DDP_PREFIX, check_state_dict, read_official_state_dict
 from bundles.errors import CheckpointError
-from bundles.io.modality import MODALITIES
+from bundles.networks.sat.modality_rows import MODALITY_ROWS
 from bundles.networks.sat.text_encoder import build_text_encoder, canonical_kind, default_tower_config
 
 __all__ = ["OFFICIAL_KIND", "convert_official_text_encoder", "export_official_text_encoder", "text_encoder_shapes"]
@@ -107,15 +107,15 @@ def convert_official_text_encoder(
         )
     dropped = set(buffers) | set(pretrain)
     state = {k: v for k, v in state.items() if k not in dropped}
-    rows = state[_MODALITY_KEY].shape[0] if _MODALITY_KEY in state else len(MODALITIES)
-    if rows == len(MODALITIES) + 1:
+    rows = state[_MODALITY_KEY].shape[0] if _MODALITY_KEY in state else len(MODALITY_ROWS)
+    if rows == len(MODALITY_ROWS) + 1:
         if not truncate_modality_embed:
             raise CheckpointError(
                 f"{source}: modality_embed has 5 rows (SAT-Pretrain cvpr25 code, row 4 = microscopy) but SAT main "
                 "uses 4 (ct, mri, us, pet); convert with truncate_modality_embed=True to drop the microscopy row"
             )
         logger.warning("%s: modality_embed truncated from 5 to 4 rows (microscopy row dropped)", source)
-        state[_MODALITY_KEY] = state[_MODALITY_KEY][: len(MODALITIES)]
+        state[_MODALITY_KEY] = state[_MODALITY_KEY][: len(MODALITY_ROWS)]
     check_state_dict(text_encoder_shapes(kind, config), state, source=source)
     return state
 
