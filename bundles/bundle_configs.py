@@ -20,7 +20,7 @@ import bundles
 from bundles.checkpoints.model_card import CARD_NAME, model_overlays, read_model_card
 from bundles.errors import ConfigurationError
 
-__all__ = ["BUNDLES", "BUNDLE_PATH_ENV", "discover_bundles", "bundle_folders", "bundle_names", "bundle_dir", "model_overlay_files", "inference_configs", "run_command", "run_inference", "parse_inference"]
+__all__ = ["BUNDLES", "BUNDLE_PATH_ENV", "discover_bundles", "bundle_folders", "bundle_names", "bundle_dir", "check_bundle_root", "model_overlay_files", "inference_configs", "run_command", "run_inference", "parse_inference"]
 
 
 
@@ -77,6 +77,21 @@ def bundle_dir(bundle: str) -> Path:
     if not (folder / "configs" / "inference.json").is_file():
         raise ConfigurationError(f"{folder}: bundle folder not found; install the repository with pip install -e .")
     return folder
+
+
+def check_bundle_root(bundle_root: str | PathLike, config: str = "inference.json") -> None:
+    """Refuse a ``bundle_root`` that is not a bundle folder: the first thing a bundle's job checks, so a command
+    run from the wrong folder says so instead of looking for weights in ``<wrong folder>/models``.
+
+    Raises:
+        ConfigurationError: ``bundle_root/configs/<config>`` does not exist, with the fix.
+    """
+    root = Path(bundle_root)
+    if not (root / "configs" / config).is_file():
+        inside = sorted(p.parent.parent.name for p in root.glob(f"*/configs/{config}"))
+        here = f" (bundle folders here: {', '.join(inside)})" if inside else ""
+        raise ConfigurationError(f"{root.absolute()}: bundle_root is not a bundle folder (no configs/{config}); pass --bundle_root "
+                                 f"with the folder of the bundle whose configs you run{here}, or run the command from inside it")
 
 
 def model_overlay_files(bundle: str, model_dir: str | PathLike | None) -> list[str]:

@@ -43,3 +43,21 @@ def test_the_default_training_data_hook_writes_a_case_list(tmp_path):
     cases = [{"id": "a", "image": "/x/a.nii.gz", "mask": "/x/a_label.nii.gz", "legend": {"1": "liver"}, "modality": "ct"}]
     path = hook(cases, tmp_path)
     assert [json.loads(line) for line in open(path, encoding="utf-8")] == cases
+
+
+def test_a_bundle_command_from_the_wrong_folder_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from bundles.bundle_configs import check_bundle_root
+    from bundles.errors import ConfigurationError
+
+    check_bundle_root(bundle_dir("sat_nano"), "train.json")
+    with pytest.raises(ConfigurationError, match="bundle folders here: sam_med3d, sam_unet, samed_lora, sat_nano, sat_pro"):
+        check_bundle_root(bundle_dir("sat_nano").parent)
+    repo = bundle_dir("sat_nano").parent
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "samed_lora/configs/inference.json",
+               "--input_dict", "{'image': 'data/examples/ct_abdomen_pelvis/example_ct.nii.gz'}", "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: ConfigurationError: {repo}: bundle_root is not a bundle folder")
