@@ -15,12 +15,14 @@ import pytest
 import torch
 
 from bundles.errors import PromptError
+from bundles.interactive.evaluation import ClickEvaluation
+from bundles.interactive.prompt_check import ClickPromptCheck
+from bundles.interactive.session import ClickSession
 from bundles.io.cases import parse_cases
 from bundles.io.readers import read_image
-from bundles.sam_med3d.evaluation import ClickEvaluation
+from bundles.sam_med3d.evaluation import BoxCentredWindows
 from bundles.sam_med3d.preprocessing import box_window_start, crop_or_pad, point_window_start, znormalize_positive
-from bundles.sam_med3d.prompts import ClickPromptCheck
-from bundles.sam_med3d.session import ClickSession
+from bundles.sam_med3d.session import SAMMed3DSession
 from tests.test_core_toy_family import _oblique_lps_phantom
 from tests.test_sam_med3d_network import _tiny
 
@@ -36,11 +38,15 @@ def phantom(tmp_path):
     return image, mask, volume, grid
 
 
-def _session(phantom) -> ClickSession:
+def _session(phantom) -> SAMMed3DSession:
     _, _, volume, grid = phantom
-    session = ClickSession(_tiny(), device="cpu")
+    session = SAMMed3DSession(_tiny(), device="cpu")
     session.set_image(volume[0], grid, modality="ct")
     return session
+
+
+def test_the_session_is_a_core_click_session(phantom):
+    assert isinstance(_session(phantom), ClickSession)
 
 
 def test_a_click_lands_on_the_same_world_point_after_resampling_and_cropping(phantom):
@@ -195,9 +201,9 @@ def test_evaluation_writes_dice_per_click_table_and_plot_reproducibly(phantom, t
     image, mask, _, _ = phantom
     data = {"cases": str(tmp_path / "test.jsonl")}
     (tmp_path / "test.jsonl").write_text(json.dumps({"image": str(image), "mask": str(mask), "legend": {"1": "blob"}, "modality": "ct"}) + "\n")
-    session = ClickSession(_tiny(), device="cpu")
-    rows = ClickEvaluation(session, data, tmp_path / "eval", num_clicks=3, progress=False).run()
-    again = ClickEvaluation(session, data, tmp_path / "again", num_clicks=3, progress=False).run()
+    windows = BoxCentredWindows(SAMMed3DSession(_tiny(), device="cpu"))
+    rows = ClickEvaluation(windows, data, tmp_path / "eval", "SAM-Med3D", num_clicks=3, progress=False).run()
+    again = ClickEvaluation(windows, data, tmp_path / "again", "SAM-Med3D", num_clicks=3, progress=False).run()
     assert [r["click"] for r in rows] == [1, 2, 3] and rows == again
     assert rows[0]["positive"]  # the first ritm click on an empty prediction is inside the object
     assert all(0.0 <= r["dice_window"] <= 1.0 and 0.0 <= r["dice_volume"] <= 1.0 for r in rows)

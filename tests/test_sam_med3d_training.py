@@ -13,8 +13,8 @@ from monai.bundle import run
 
 from bundles.checkpoints.loading import load_weights, read_state_dict
 from bundles.errors import BundleInputError
+from bundles.interactive.simulation import random_click, ritm_click
 from bundles.networks.sam_med3d import SAMMed3D
-from bundles.sam_med3d.clicks import random_click, ritm_click
 from bundles.sam_med3d.training import param_groups
 from bundles.sam_med3d.training_data import ObjectWindowSampler
 from tests.test_core_toy_family import _oblique_lps_phantom

@@ -7,7 +7,7 @@ series (512 x 512 x 20, 0.98 x 0.98 x 2 mm), clicks on the liver. Two measuremen
 subprocess so the peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, building the network included)
 is its own:
 
-- ``session``: ``ClickSession`` as the bundle runs it: ``set_image`` once, then ``add_click`` per click; the
+- ``session``: ``SAMMed3DSession`` as the bundle runs it: ``set_image`` once, then ``add_click`` per click; the
   first click encodes the 128³ window, later clicks run only the prompt encoder and mask decoder on the
   cached embedding, and every click returns the mask on the scan's own grid;
 - ``official_loop``: what the official evaluation loop costs per click if each click runs the whole model
@@ -36,7 +36,7 @@ from bundles.io.readers import read_image
 from bundles.networks.sam_med3d import SAMMed3D
 from bundles.precision import autocast
 from bundles.sam_med3d.preprocessing import crop_or_pad, point_window_start, znormalize_positive
-from bundles.sam_med3d.session import ClickSession
+from bundles.sam_med3d.session import SAMMed3DSession
 
 MODES = ("session", "official_loop")
 
@@ -54,7 +54,7 @@ def measure(mode: str = "session", clicks: int = 5, amp: bool = False, seed: int
         raise SystemExit(f"error: mode must be one of {MODES}")
     torch.manual_seed(seed)
     image, grid = read_image(EXAMPLES["ct_dicom_series"].image)
-    session = ClickSession(SAMMed3D.vit_b_ori(), device="cpu", amp=amp)
+    session = SAMMed3DSession(SAMMed3D.vit_b_ori(), device="cpu", amp=amp)
     start = time.perf_counter()
     session.set_image(image[0], grid, modality="ct")
     set_image_s = time.perf_counter() - start

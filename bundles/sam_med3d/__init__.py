@@ -1,5 +1,6 @@
-"""SAM-Med3D's glue: preprocessing (1.5 mm, 128³ windows, z-score over voxels > 0), the click session,
-click prompts and predictor for the core job, click simulation, training and evaluation.
+"""SAM-Med3D's glue: preprocessing (1.5 mm, 128³ windows, z-score over voxels > 0), the click session (run by
+the core's click prompt check, predictor and MONAI Label task, :mod:`bundles.interactive`), its click placement,
+training, and its side of the click evaluation.
 
 ``open_session`` (``api.py``) is the short Python API.
 """

@@ -21,13 +21,13 @@ from __future__ import annotations
 from os import PathLike
 from typing import Any
 
-from bundles.sam_med3d.session import ClickSession
+from bundles.sam_med3d.session import SAMMed3DSession
 
 __all__ = ["open_session"]
 
 
-def open_session(model_dir: str | PathLike | None = None, *, device: str = "auto", **options: Any) -> ClickSession:
-    """A :class:`ClickSession` with the weights in ``model_dir`` (default: the bundle's ``models/``).
+def open_session(model_dir: str | PathLike | None = None, *, device: str = "auto", **options: Any) -> SAMMed3DSession:
+    """A :class:`~bundles.sam_med3d.session.SAMMed3DSession` with the weights in ``model_dir`` (default: the bundle's ``models/``).
 
     Args:
         model_dir: folder with ``model.pt`` (converted official weights, or a model trained here).

@@ -7,7 +7,9 @@ in the same window). Each later click of the object runs only the prompt encoder
 one click (plus the padding point) and the object's previous low-resolution logits, as the model was
 trained and officially evaluated. A click outside the current window moves the window (by a multiple of
 4 voxels, so the previous logits shift by whole low-resolution voxels) and encodes the new window.
-Every click returns the object's mask on the input's own grid.
+Every click returns the object's mask on the input's own grid. The session is a
+:class:`bundles.interactive.session.ClickSession`: the core's click predictor, MONAI Label click task and
+``bundles.open_session`` run it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from bundles.sam_med3d.preprocessing import (
     znormalize_positive,
 )
 
-__all__ = ["ClickSession"]
+__all__ = ["SAMMed3DSession"]
 
 
 @dataclass
@@ -51,8 +53,8 @@ class _Object:
     clicks: list[_Click] = field(default_factory=list)
 
 
-class ClickSession:
-    """Interactive 3D click segmentation with SAM-Med3D.
+class SAMMed3DSession:
+    """Interactive 3D click segmentation with SAM-Med3D (a :class:`~bundles.interactive.session.ClickSession`).
 
     Args:
         network: a :class:`SAMMed3D` with its weights (moved to ``device`` and set to eval mode here).
@@ -64,7 +66,7 @@ class ClickSession:
 
     Usage::
 
-        session = ClickSession(network)
+        session = SAMMed3DSession(network)
         session.set_image(image, grid, modality="ct")
         liver = session.add_click((210, 180, 40), positive=True, obj="liver")   # (X, Y, Z) bool mask
         liver = session.add_click((230, 150, 44), positive=False, obj="liver")
@@ -97,11 +99,11 @@ class ClickSession:
         self._objects: dict[str, _Object] = {}
         self.encodings = 0  # image-encoder runs since set_image (what caching saves)
 
-    def fresh(self) -> ClickSession:
+    def fresh(self) -> SAMMed3DSession:
         """A new session on the same network (not copied) and settings, with no image and no clicks: one
         per client of a server."""
-        return ClickSession(self.network, device=self.device, amp=self.amp, spacing=self.spacing,
-                            keep_largest_component=self.keep_largest_component, cached_windows=self.cached_windows)
+        return SAMMed3DSession(self.network, device=self.device, amp=self.amp, spacing=self.spacing,
+                               keep_largest_component=self.keep_largest_component, cached_windows=self.cached_windows)
 
     # -- image ---------------------------------------------------------------------------------------
     def set_image(self, image: torch.Tensor | np.ndarray, grid: ImageGrid, modality: str | None = None) -> None:

@@ -2,7 +2,7 @@
 
 For each batch the image embedding is computed once, the previous logits start at zero, and for
 ``num_clicks`` steps (official 11):
-- a click is drawn uniformly from the error region of the current prediction (``clicks.random_click``);
+- a click is drawn uniformly from the error region of the current prediction (:func:`bundles.interactive.simulation.random_click`);
 - at one random step in 2..8 and at the last step the decoder gets no click, only the previous logits;
   otherwise only the newest click (plus the padding point) and the previous logits, which are not
   detached, so gradients flow through the whole interaction;

@@ -29,15 +29,8 @@ class BoxInfer(CaseInfer):
                          limits=limits)
 
     def case_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        name = request_values.text(request, "label", "object")
-        obj: dict[str, Any] = {"name": name}
-        boxes = request_values.voxels({"box": [request["box"]]} if "box" in request else {}, "box", dims=6)
-        if boxes:
-            obj["box"] = boxes[0]
-        if not boxes or any(k in request for k in ("points", "foreground", "background")):
-            clicks = request_values.clicks(request)
-            self.limits.check_clicks(len(clicks))
-            obj.update(points=[list(p) for p, _ in clicks], point_labels=[int(positive) for _, positive in clicks])
+        obj = request_values.prompt_object(request, box=True)
+        self.limits.check_clicks(len(obj["points"]))
         return {"objects": [obj]}
 
 

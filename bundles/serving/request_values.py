@@ -5,6 +5,8 @@ voxel indices ``[[i, j, k], ...]`` of the original image and ``label`` (the segm
 ``points`` with ``point_labels`` (1 foreground, 0 background) and ``label_prompt`` (indices into the
 model's ``labels``). Anything else in a value (an object, a ``$`` expression, a float where an index is
 due) is refused with :class:`bundles.errors.PromptError` naming the request key; the server answers 422.
+Clicks and boxes become one object's fields (:func:`prompt_object`), checked against the image by the one
+reader of prompted objects, :func:`bundles.interactive.objects.read_objects`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,7 @@ from typing import Any
 
 from bundles.errors import PromptError
 
-__all__ = ["strings", "text", "voxels", "point_labels", "indices", "clicks", "Click"]
-
-Click = tuple[tuple[int, int, int], bool]
-"""A click: voxel indices of the original image and whether it is a foreground click."""
+__all__ = ["strings", "text", "voxels", "point_labels", "indices", "prompt_object"]
 
 
 def _listed(request: Mapping[str, Any], key: str) -> list[Any]:
@@ -73,20 +72,22 @@ def indices(request: Mapping[str, Any], key: str) -> list[int]:
     return list(values)
 
 
-def clicks(request: Mapping[str, Any]) -> list[Click]:
-    """Every click of the request, in order: OHIF's ``points`` with ``point_labels``, then Slicer's
-    ``foreground`` and ``background`` lists.
+def prompt_object(request: Mapping[str, Any], box: bool = False) -> dict[str, Any]:
+    """The request's one object as the fields :func:`bundles.interactive.objects.read_objects` checks:
+    ``{'name': label, 'points': [...], 'point_labels': [...]}`` (OHIF's ``points`` with their
+    ``point_labels``, then Slicer's ``foreground`` (1) and ``background`` (0)), with ``'box'`` (six voxel
+    indices) when ``box`` and the request has one.
 
     Raises:
-        PromptError: no clicks, malformed voxel indices, labels other than 0/1, or points and labels of
-            different lengths.
+        PromptError: malformed voxel indices or labels, or no clicks (and, with ``box``, no box either).
     """
     points, labels = voxels(request, "points"), point_labels(request)
-    if len(points) != len(labels):
-        raise PromptError(f"{len(points)} points but {len(labels)} point_labels; give one label (1 or 0) per point")
-    found = [(tuple(p), bool(label)) for p, label in zip(points, labels)]
-    found += [(tuple(p), True) for p in voxels(request, "foreground")]
-    found += [(tuple(p), False) for p in voxels(request, "background")]
-    if not found:
+    foreground, background = voxels(request, "foreground"), voxels(request, "background")
+    fields: dict[str, Any] = {"name": text(request, "label", "object"), "points": points + foreground + background,
+                              "point_labels": labels + [1] * len(foreground) + [0] * len(background)}
+    boxes = voxels({"box": [request["box"]]}, "box", dims=6) if box and "box" in request else []
+    if boxes:
+        fields["box"] = boxes[0]
+    elif not fields["points"]:
         raise PromptError("no clicks: send 'foreground' / 'background' voxel lists [[i, j, k], ...] or 'points' with 'point_labels'")
-    return found  # type: ignore[return-value]
+    return fields

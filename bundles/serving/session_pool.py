@@ -1,7 +1,7 @@
 """Server-side sessions of an interactive model: one per client and image, bounded, evicted when idle.
 
 MONAI Label requests are stateless, but a click model's second click should cost only its decoder: the
-session (:class:`bundles.sam_med3d.session.ClickSession`) keeps the image on the model grid, its cached
+session (a :class:`bundles.interactive.session.ClickSession`) keeps the image on the model grid, its cached
 window embeddings and each object's click history between requests. The pool keeps at most
 ``max_sessions`` of them (the least recently used goes first) and drops any idle for ``idle_seconds``
 (as CCI-Bonn/OHIF-AI's session pool for nnInteractive does); each session has its own lock, so two requests

@@ -1,21 +1,21 @@
-"""SAM-Med3D's predictor for the core segmentation job: each object's clicks through a click session."""
+"""The predictor of click models for the per-case job: each object's clicks through a click session."""
 
 from __future__ import annotations
 
 import numpy as np
 from monai.data import MetaTensor
 
+from bundles.interactive.prompt_check import ClickPrompts
+from bundles.interactive.session import ClickSession
 from bundles.io.cases import Case
 from bundles.io.grid import ImageGrid
-from bundles.sam_med3d.prompts import ClickPrompts
-from bundles.sam_med3d.session import ClickSession
 
 __all__ = ["ClickPredictor"]
 
 
 class ClickPredictor:
-    """The :class:`bundles.engines.segmentation_job.Predictor` of SAM-Med3D: the image is prepared once,
-    then every object's clicks are applied one at a time (each click refines the previous logits)."""
+    """The :class:`bundles.engines.segmentation_job.Predictor` of click models: the image is prepared once,
+    then every object's clicks are applied one at a time (each click refines the object's mask)."""
 
     def __init__(self, session: ClickSession):
         self.session = session
