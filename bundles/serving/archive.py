@@ -26,6 +26,7 @@ import logging
 import os
 import pathlib
 import re
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,15 @@ class ArchiveDatastore(DICOMWebDatastore):
         cached = os.path.join(self._datastore.image_path(), image_id)
         if not (os.path.isdir(cached) and os.listdir(cached)) and not self._client.search_for_series(search_filters={"SeriesInstanceUID": image_id}):
             raise ImageNotFoundException(f"series {image_id} is not in the archive {self._client.base_url}")
-        return super().get_image_uri(image_id)
+        uri = super().get_image_uri(image_id)
+        # MONAI Label answers its first conversion of a series with a temporary file and later calls with the
+        # datastore's copy: always the copy, so one series is one path (a click session keyed to it survives)
+        stable = os.path.realpath(os.path.join(self._datastore.image_path(), f"{image_id}.nii.gz"))
+        if uri != stable and os.path.isfile(stable):
+            if os.path.dirname(os.path.realpath(uri)) == os.path.realpath(tempfile.gettempdir()):
+                os.remove(uri)
+            return stable
+        return uri
 
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any], label_id: str = "") -> str:
         image_uri = self.get_image_uri(image_id)
