@@ -219,14 +219,14 @@ def test_evaluation_writes_dice_per_click_table_and_plot_reproducibly(phantom, t
 
 
 def test_open_session_uses_the_bundle_config_and_refuses_missing_weights(phantom, tiny_model_dir, tmp_path):
+    from bundles import open_session
     from bundles.errors import CheckpointError
-    from bundles.sam_med3d import open_session
 
     with pytest.raises(CheckpointError, match="missing model files: .*model.pt; convert the official weights from the repository root with"):
-        open_session(tmp_path / "nothing")
+        open_session("sam_med3d", tmp_path / "nothing")
     _, _, volume, grid = phantom
     overlay = json.loads(TINY_OVERLAY.read_text())
-    session = open_session(tiny_model_dir, device="cpu", **overlay)
+    session = open_session("sam_med3d", tiny_model_dir, device="cpu", settings=overlay)
     session.set_image(volume[0], grid, "ct")
     direct = _session(phantom)
     assert np.array_equal(session.add_click(BLOB_CENTRE), direct.add_click(BLOB_CENTRE))
