@@ -16,7 +16,7 @@ require(packages=("monailabel",))
 
 
 def test_the_bundles_are_the_folders_with_a_metadata_file(tmp_path):
-    assert set(BUNDLES) == {"sat_nano", "sat_pro", "sam_med3d", "samed_lora", "sam_unet"}
+    assert BUNDLES and all((bundle_dir(b) / "configs" / "inference.json").is_file() for b in BUNDLES)
     (tmp_path / "new_family" / "configs").mkdir(parents=True)
     (tmp_path / "new_family" / "configs" / "metadata.json").write_text("{}")
     (tmp_path / "docs_only").mkdir()
