@@ -21,8 +21,9 @@ from bundles.interactive.session import ClickSession
 from bundles.io.cases import parse_cases
 from bundles.io.readers import read_image
 from bundles.sam_med3d.evaluation import BoxCentredWindows
-from bundles.sam_med3d.preprocessing import box_window_start, crop_or_pad, point_window_start, znormalize_positive
+from bundles.sam_med3d.preprocessing import box_window_start, point_window_start, znormalize_positive
 from bundles.sam_med3d.session import SAMMed3DSession
+from bundles.transforms.window_crop import crop_window
 from tests.test_core_toy_family import _oblique_lps_phantom
 from tests.test_sam_med3d_network import _tiny
 
@@ -61,7 +62,7 @@ def test_a_click_lands_on_the_same_world_point_after_resampling_and_cropping(pha
     assert np.allclose(in_window, np.full(3, session.size // 2), atol=0.5)  # the window is centred on it
     # the window's intensities follow: the blob centre is bright in the input and in the window
     centre = session.to_model(BLOB_CENTRE) - start
-    window = crop_or_pad(session._volume, start, session.size)[0]
+    window = crop_window(session._volume, start, session.size)[0]
     assert float(window[tuple(np.round(centre).astype(int))]) > 900 and float(volume[0][BLOB_CENTRE]) == 1000
 
 
@@ -74,7 +75,7 @@ def test_cached_embedding_clicks_equal_running_the_whole_model_per_click(phantom
     state = session._objects["blob"].clicks
     net = session.network
     start = state[0].start
-    window = znormalize_positive(crop_or_pad(session._volume, start, session.size))[None]
+    window = znormalize_positive(crop_window(session._volume, start, session.size))[None]
     prev = None
     with torch.no_grad():
         for (voxel, positive), got in zip(clicks, state):

@@ -35,8 +35,9 @@ from bundles.io.atomic import atomic_write_json
 from bundles.io.readers import read_image
 from bundles.networks.sam_med3d import SAMMed3D
 from bundles.precision import autocast
-from bundles.sam_med3d.preprocessing import crop_or_pad, point_window_start, znormalize_positive
+from bundles.sam_med3d.preprocessing import point_window_start, znormalize_positive
 from bundles.sam_med3d.session import SAMMed3DSession
+from bundles.transforms.window_crop import crop_window
 
 MODES = ("session", "official_loop")
 
@@ -70,7 +71,7 @@ def measure(mode: str = "session", clicks: int = 5, amp: bool = False, seed: int
         low = None
         for voxel in points:
             start = time.perf_counter()
-            window = znormalize_positive(crop_or_pad(session.volume, window_start, session.size))[None]
+            window = znormalize_positive(crop_window(session.volume, window_start, session.size))[None]
             point = torch.as_tensor(session.to_model(voxel) - window_start, dtype=torch.float32).view(1, 1, 3)
             with torch.no_grad(), autocast(session.device, amp):
                 low = session.network(window, point, torch.tensor([[1]]), low).float()

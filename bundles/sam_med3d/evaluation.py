@@ -16,8 +16,9 @@ from bundles.interactive.evaluation import WindowClick
 from bundles.io.labelled_case import LabelledCase
 from bundles.precision import autocast
 from bundles.sam_med3d.clicks import PRED_LOGIT_THRESHOLD
-from bundles.sam_med3d.preprocessing import box_window_start, crop_or_pad, to_model_grid
+from bundles.sam_med3d.preprocessing import box_window_start, to_model_grid
 from bundles.sam_med3d.session import SAMMed3DSession
+from bundles.transforms.window_crop import crop_window
 
 __all__ = ["BoxCentredWindows"]
 
@@ -29,7 +30,7 @@ class _Window:
     def __init__(self, session: SAMMed3DSession, model_mask: torch.Tensor) -> None:
         self.session = session
         self.start = box_window_start(model_mask.numpy(), session.size)
-        self.reference = crop_or_pad(model_mask[None].float(), self.start, session.size)[0].numpy() > 0
+        self.reference = crop_window(model_mask[None].float(), self.start, session.size)[0].numpy() > 0
         self.affine = session.window_affine(self.start)
         self.embedding = session.window_embedding(self.start)
         self.low_res: torch.Tensor | None = None

@@ -31,7 +31,6 @@ __all__ = [
     "clamp_ct",
     "box_window_start",
     "point_window_start",
-    "crop_or_pad",
     "znormalize_positive",
 ]
 
@@ -77,21 +76,6 @@ def point_window_start(point: Sequence[float], size: int) -> np.ndarray:
     """First voxel of the ``size``³ window centred on the model-grid voxel nearest to ``point``: that voxel
     lands at index ``size // 2`` of the window (as a one-voxel box would by :func:`box_window_start`)."""
     return np.floor(np.asarray(point, dtype=np.float64) + 0.5).astype(np.int64) - size // 2
-
-
-def crop_or_pad(volume: torch.Tensor, start: Sequence[int], size: int) -> torch.Tensor:
-    """(C, x, y, z) -> (C, size, size, size): voxels ``start .. start + size`` of each axis, zeros outside."""
-    out = volume.new_zeros((volume.shape[0], size, size, size))
-    src, dst = [], []
-    for axis, s in enumerate(start):
-        s = int(s)
-        lo, hi = max(s, 0), min(s + size, volume.shape[1 + axis])
-        if hi <= lo:
-            return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - s, hi - s))
-    out[(slice(None), *dst)] = volume[(slice(None), *src)]
-    return out
 
 
 def znormalize_positive(window: torch.Tensor) -> torch.Tensor:

@@ -31,11 +31,11 @@ from bundles.precision import autocast, prepare_for_inference, resolve_device
 from bundles.sam_med3d.preprocessing import (
     SPACING_MM,
     clamp_ct,
-    crop_or_pad,
     point_window_start,
     to_model_grid,
     znormalize_positive,
 )
+from bundles.transforms.window_crop import crop_window
 
 __all__ = ["SAMMed3DSession"]
 
@@ -217,7 +217,7 @@ class SAMMed3DSession:
             return previous.start, previous.low_res
         cells = np.round((point_window_start(point, self.size) - previous.start) / self.factor).astype(np.int64)
         # the previous logits seen from the moved window: the overlap kept, the rest 0
-        return previous.start + cells * self.factor, crop_or_pad(previous.low_res[0], cells, previous.low_res.shape[-1])[None]
+        return previous.start + cells * self.factor, crop_window(previous.low_res[0], cells, previous.low_res.shape[-1])[None]
 
     def window_embedding(self, start: np.ndarray, voxel: Sequence[float] | None = None) -> torch.Tensor:
         """The image embedding (1, C, g, g, g) of the window whose first model-grid voxel is ``start``
@@ -232,7 +232,7 @@ class SAMMed3DSession:
             return self._embeddings[key]
         assert self._volume is not None and self._grid is not None
         try:
-            window = znormalize_positive(crop_or_pad(self._volume, start, self.size))
+            window = znormalize_positive(crop_window(self._volume, start, self.size))
         except ValueError as e:
             where = f"the window around click {tuple(voxel)}" if voxel is not None else f"the window at {key}"
             raise PromptError(f"{self._grid.source}: {where}: {e} (is it outside the body?)") from e

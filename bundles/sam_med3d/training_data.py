@@ -25,11 +25,11 @@ from bundles.sam_med3d.preprocessing import (
     SPACING_MM,
     box_window_start,
     clamp_ct,
-    crop_or_pad,
     to_model_grid,
     znormalize_positive,
 )
 from bundles.transforms.reseed import reseed
+from bundles.transforms.window_crop import crop_window
 
 __all__ = ["ObjectWindowSampler", "collate_objects"]
 
@@ -106,7 +106,7 @@ class ObjectWindowSampler:
                 if not mask.any():
                     continue
                 start = box_window_start(mask, size)
-                inside = int(crop_or_pad(torch.from_numpy(mask)[None], start, size).sum())
+                inside = int(crop_window(torch.from_numpy(mask)[None], start, size).sum())
                 if inside > min_voxels:
                     self.objects.append((i, value, start))
         if not self.objects:
@@ -124,8 +124,8 @@ class ObjectWindowSampler:
             limit = int(self.jitter * self.size)
             start = start + self.rng.integers(-limit, limit + 1, size=3)
         prepared = self.cases[case]
-        image = crop_or_pad(prepared.image, start, self.size)
-        label = (crop_or_pad(prepared.labels, start, self.size) == value).float()
+        image = crop_window(prepared.image, start, self.size)
+        label = (crop_window(prepared.labels, start, self.size) == value).float()
         if self.slab_prob and self.rng.random() < self.slab_prob and bool(label.any()):
             image, label = self._slab(image, label)
         if self.flip:

@@ -25,6 +25,7 @@ from bundles.io.modality import normalize_modality
 from bundles.io.reference_masks import values_by_term
 from bundles.sat.preprocessing import SATPreprocessing
 from bundles.transforms.reseed import reseed
+from bundles.transforms.window_crop import crop_window
 
 __all__ = ["PreparedCase", "TextPromptedCropSampler", "collate_text_prompted"]
 
@@ -63,20 +64,6 @@ def _crop_window(center: np.ndarray, shape: Sequence[int], roi: Sequence[int], j
         else:
             starts.append(int(np.clip(c - r // 2 + j, 0, size - r)))
     return starts
-
-
-def _extract(array: np.ndarray | torch.Tensor, starts: Sequence[int], roi: Sequence[int]) -> np.ndarray:
-    """Crop ``array`` (..., X, Y, Z) at ``starts`` with zero padding outside."""
-    array = np.asarray(array)
-    lead = array.shape[:-3]
-    out = np.zeros((*lead, *roi), dtype=array.dtype)
-    src, dst = [], []
-    for s, r, size in zip(starts, roi, array.shape[-3:]):
-        lo, hi = max(s, 0), min(s + r, size)
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - s, hi - s))
-    out[(..., *dst)] = array[(..., *src)]
-    return out
 
 
 class TextPromptedCropSampler:
@@ -152,8 +139,8 @@ class TextPromptedCropSampler:
         center = voxels[term][int(self.rng.integers(len(voxels[term])))]
         jitter = (self.rng.uniform(-1, 1, 3) * self.jitter * np.array(self.roi)).astype(int)
         starts = _crop_window(center, case.labels.shape, self.roi, jitter)
-        image = torch.from_numpy(_extract(case.image.numpy(), starts, self.roi))
-        labels = torch.from_numpy(_extract(case.labels, starts, self.roi).astype(np.float32))[None]
+        image = torch.from_numpy(crop_window(case.image.numpy(), starts, self.roi))
+        labels = torch.from_numpy(crop_window(case.labels, starts, self.roi).astype(np.float32))[None]
         reseed((self.spatial_augmentation, self.image_augmentation), self.rng)
         if self.spatial_augmentation is not None:
             out = self.spatial_augmentation({"image": image, "label": labels})
