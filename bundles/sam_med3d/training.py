@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from torch import nn
 
+from bundles.engines.resumable_rng import ResumableRng
 from bundles.networks.sam_med3d import SAMMed3D
 from bundles.sam_med3d.clicks import clicks_for_batch
 
@@ -38,7 +39,7 @@ def param_groups(network: SAMMed3D, learning_rate: float, decoder_factor: float 
     return [{"params": encoder, "lr": learning_rate}, {"params": rest, "lr": learning_rate * decoder_factor}]
 
 
-class ClickTrainingModule(nn.Module):
+class ClickTrainingModule(ResumableRng, nn.Module):
     """Wraps the network; ``forward({'image', 'label'})`` returns the loss summed over the interaction.
 
     The click generator's state is part of ``state_dict`` (``_extra_state``), so a resumed run places the
@@ -56,12 +57,6 @@ class ClickTrainingModule(nn.Module):
         self.num_clicks = num_clicks
         self.loss = DiceCELoss(sigmoid=True, squared_pred=True, reduction="mean")
         self.rng = np.random.default_rng([seed, rank, 3])
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"click_rng": self.rng.bit_generator.state}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["click_rng"]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         device = next(self.network.parameters()).device

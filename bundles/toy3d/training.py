@@ -8,13 +8,12 @@ The loss (MONAI ``DiceCELoss(sigmoid=True)``) is summed over the steps.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from torch import nn
 
+from bundles.engines.resumable_rng import ResumableRng
 from bundles.interactive.simulation import random_click
 from bundles.networks.toy3d import Toy3D
 from bundles.toy3d.inputs import click_maps
@@ -22,7 +21,7 @@ from bundles.toy3d.inputs import click_maps
 __all__ = ["ClickLossModule"]
 
 
-class ClickLossModule(nn.Module):
+class ClickLossModule(ResumableRng, nn.Module):
     """Wraps the network; ``forward({'image': (B, 1, X, Y, Z), 'label': (B, 1, X, Y, Z)})`` returns the loss
     summed over ``num_clicks`` interaction steps (a scalar tensor), as :class:`bundles.engines.trainer.LossTrainer` takes it.
 
@@ -42,12 +41,6 @@ class ClickLossModule(nn.Module):
         self.num_clicks = num_clicks
         self.loss = DiceCELoss(sigmoid=True)
         self.rng = np.random.default_rng([seed, rank, 3])
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"click_rng": self.rng.bit_generator.state}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["click_rng"]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         device = next(self.network.parameters()).device
