@@ -61,11 +61,17 @@ class LoadedBundle:
         """Raises CheckpointError naming every missing weights file and how to get them (nothing is loaded)."""
         check_model_files(self.value("model_files"), self.value("model_dir"), self.value("how_to_get_weights"))
 
+    def ensure_weights(self) -> None:
+        """:meth:`check_weights` the first time only (the release check reads every file's checksum)."""
+        with self._lock:
+            if not self._checked:
+                self.check_weights()
+                self._checked = True
+
     def component(self, key: str) -> Any:
         """A component of the configs (``prompt_check``, ``predictor``, ``session``), built once; the weights
         are checked before the first one that needs them (every one but :data:`NO_WEIGHTS`)."""
+        if key not in NO_WEIGHTS:
+            self.ensure_weights()
         with self._lock:
-            if not self._checked and key not in NO_WEIGHTS:
-                self.check_weights()
-                self._checked = True
             return self.parser.get_parsed_content(key)

@@ -29,7 +29,7 @@ class CasePrediction:
         names: the ``K`` class or object names, in the order of the masks.
         grid: the input image's grid (shape, RAS affine; DICOM files for a series).
         read_seconds: checking the prompts and reading the image.
-        predict_seconds: the predictor (waiting for the model included).
+        predict_seconds: the predictor (loading the model on the first case, and waiting for it, included).
     """
 
     masks: np.ndarray
@@ -49,15 +49,16 @@ def predict_case(loaded: LoadedBundle, fields: Mapping[str, Any]) -> CasePredict
             none; ``frame`` for a 4D image).
 
     Raises:
-        BundleInputError, PromptError: a bad image or prompt, before the model runs (prompts before weights).
+        BundleInputError, PromptError: a bad image or prompt, before the model loads (prompts before weights).
         CheckpointError: missing or non-matching weights, before the image is read.
     """
     started = time.perf_counter()
     (case,) = parse_cases(dict(fields))
     prompts = loaded.component("prompt_check")(case)
-    predictor = loaded.component("predictor")
+    loaded.ensure_weights()
     image, grid = read_image(case.image, frame=case.frame, allow_2d=True)
     read_s = time.perf_counter() - started
+    predictor = loaded.component("predictor")  # the model loads here, for the first case only
     with loaded.model_lock:
         masks, names = predictor(image, grid, case, prompts)
     return CasePrediction(np.asarray(masks, dtype=bool), list(names), grid, read_s, time.perf_counter() - started - read_s)
