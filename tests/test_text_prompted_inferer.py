@@ -113,18 +113,26 @@ def test_windows_of_air_only_are_skipped_and_the_masks_stay_the_same():
     assert all_windows[0].any() and np.array_equal(all_windows, fewer)
 
 
-def test_resampling_all_classes_in_one_call_gives_the_masks_of_one_call_per_class(monkeypatch):
-    """``MasksOnGrid`` resamples as many classes per call as ``RESAMPLE_VOXELS`` allows; the masks do not
-    depend on how the classes are grouped."""
+@pytest.mark.parametrize("slab_voxels", [2**24, 1])
+def test_masks_resampled_only_where_they_can_exceed_the_threshold_are_those_of_the_whole_volume(monkeypatch, slab_voxels):
+    """``MasksOnGrid`` resamples each class only around its source voxels above the threshold, in slabs: the
+    masks equal thresholding the whole volume resampled onto the whole grid (random noise, sparse blobs, an
+    empty class; an oblique source onto an LPS grid)."""
     from bundles.inferers import on_grid
+    from bundles.io.resample import resample_to_grid
 
     rng = np.random.default_rng(0)
-    probabilities = torch.from_numpy(rng.random((5, 20, 18, 10), dtype=np.float32))
+    probabilities = np.zeros((4, 20, 18, 10), dtype=np.float32)
+    probabilities[0] = rng.random((20, 18, 10))
+    probabilities[1, 8:12, 2:7, 4:8] = rng.random((4, 5, 4)) * 0.6 + 0.4  # a blob
+    probabilities[2, 12, 4, 8] = 0.9  # one voxel
+    probabilities = torch.from_numpy(probabilities)  # class 3 stays empty
     source = np.eye(4)
     source[:3, :3] = _rotation_z(15) @ np.diag([1.5, 1.5, 3.0])
     grid = ImageGrid((40, 36, 25), np.diag([-0.8, -0.8, 1.25, 1.0]) + np.array([[0, 0, 0, 20.0], [0, 0, 0, 14.0], [0] * 4, [0] * 4]),
                      source="LPS target")
-    together = on_grid.MasksOnGrid()(probabilities, source, grid)
-    monkeypatch.setattr(on_grid, "RESAMPLE_VOXELS", 1)
-    one_by_one = on_grid.MasksOnGrid()(probabilities, source, grid)
-    assert together.any() and not together.all() and np.array_equal(together, one_by_one)
+    monkeypatch.setattr(on_grid, "RESAMPLE_VOXELS", slab_voxels)
+    masks = on_grid.MasksOnGrid(threshold=0.5)(probabilities, source, grid)
+    whole = resample_to_grid(probabilities, source, grid, mode="bilinear").numpy() > 0.5
+    assert all(masks[k].any() for k in range(3)) and not masks[3].any()
+    assert np.array_equal(masks, whole)
