@@ -88,6 +88,8 @@ def _medseg_quick(tmp_path, *args: str) -> tuple[list[str], str]:
     (["--bundle", "sam_med3d", "--clicks", "1,2,3", "--model", "no/such/folder"], "no/such/folder: no such model folder (--model)"),
     (["--bundle", "sam_med3d", "--clicks", "1,2,3", "--model", "."], "point --model to the folder"),
     (["--bundle", "nope"], "unknown bundle 'nope'"),
+    (["--bundle", "sat_nano", "--prompts", "liver", "--set", "tilng=fit"], "--set tilng: not a setting of the sat_nano bundle"),
+    (["--bundle", "sat_nano", "--prompts", "liver", "--set", "tiling"], "--set 'tiling': expected KEY=VALUE"),
 ])
 def test_mistakes_are_one_line_before_torch_loads(setup, tmp_path, args, message):
     status, stderr = _medseg_quick(tmp_path, "segment", str(setup["image"]), "-o", str(tmp_path / "out"), *args)
@@ -134,3 +136,11 @@ def test_convert_and_serve_are_the_declared_converter_and_the_server(args, optio
     result = subprocess.run([sys.executable, "-m", "bundles.console.main", *args], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert option in result.stdout + result.stderr
+
+
+def test_any_setting_of_the_bundle_through_set(setup, tmp_path):
+    out = tmp_path / "out"
+    assert main(["segment", str(setup["image"]), "-o", str(out), "--bundle", "sat_nano", "--model", setup["models"]["sat_nano"],
+                 "--device", "cpu", "--prompts", "liver", "--set", "tiling=fit", "--set", "threshold=2"]) == 0
+    (written,) = list(out.glob("*/seg.nii.gz"))
+    assert not np.asarray(nib.load(written).dataobj).any(), "threshold 2 (a JSON number) reached the inferer: nothing is above it"

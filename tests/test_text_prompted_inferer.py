@@ -136,3 +136,30 @@ def test_masks_resampled_only_where_they_can_exceed_the_threshold_are_those_of_t
     whole = resample_to_grid(probabilities, source, grid, mode="bilinear").numpy() > 0.5
     assert all(masks[k].any() for k in range(3)) and not masks[3].any()
     assert np.array_equal(masks, whole)
+
+
+def test_fit_tiling_covers_the_crop_with_fewer_larger_windows_divisible_by_the_unet():
+    from bundles.errors import ConfigurationError
+    from bundles.sat.tiling import tiling_for
+
+    assert tiling_for("standard", (329, 312, 100), (288, 288, 96), 32) == ((288, 288, 96), 0.5)
+    assert tiling_for("fit", (329, 312, 100), (288, 288, 96), 32) == ((352, 320, 128), 0.0)  # the benchmark CT: 1 window, not 8
+    assert tiling_for("fit", (329, 312, 340), (288, 288, 96), 32) == ((352, 320, 128), 0.0)  # a long scan: 3 slabs of 128
+    assert tiling_for("fit", (40, 20, 10), (64, 64, 32), 32) == ((64, 32, 32), 0.0)
+    with pytest.raises(ConfigurationError, match="tiling 'tiles' is not one of standard, fit"):
+        tiling_for("tiles", (40, 20, 10), (64, 64, 32), 32)
+
+
+def test_fit_tiling_runs_fewer_windows_and_a_voxelwise_network_gives_the_same_masks():
+    shape = (70, 60, 40)
+    volume = np.full(shape, -1000.0, dtype=np.float32)
+    volume[4:66, 6:54, 2:38] = 40.0
+    volume[20:40, 12:30, 10:30] = 900.0
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
+    grid = ImageGrid(shape, affine, source="body in air")
+    kwargs = dict(roi_size=(32, 32, 32), spacing=(1.0, 1.0, 2.0), crop_foreground=True, device="cpu", amp=False, progress=False)
+    standard, fit = (TextPromptedInferer(BrightVoxels(), tiling=kind, **kwargs) for kind in ("standard", "fit"))
+    masks = standard(image, grid, torch.zeros(2, 768), "ct"), fit(image, grid, torch.zeros(2, 768), "ct")
+    assert fit.windows_run + fit.windows_skipped < standard.windows_run + standard.windows_skipped
+    assert masks[0][0].any() and np.array_equal(*masks)

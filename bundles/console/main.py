@@ -115,6 +115,9 @@ def _segment_parser(commands: argparse._SubParsersAction) -> None:
     seg.add_argument("--largest-component", dest="largest_component", action="store_true",
                      help="keep only the largest connected part of each mask (bundles that have the setting; default: the model's configs decide)")
     seg.add_argument("--free-text", dest="free_text", action="store_true", help="text bundles: let prompts outside the vocabulary through")
+    seg.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="any other setting: a config id of the bundle's configs/inference.json, the value as JSON or text, "
+                          "e.g. --set tiling=fit (text bundles: fewer, larger windows; see the SAT-Nano docs) --set threshold=0.4; repeatable")
     seg.add_argument("-v", "--verbose", action="store_true", help="show the libraries' INFO lines too (MONAI's run summary, highdicom)")
     seg.set_defaults(handler=segment_command)
 

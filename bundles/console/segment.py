@@ -12,6 +12,7 @@ DICOM input).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import warnings
@@ -45,6 +46,17 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="parsing config_file")
 
 
+def _set_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set``: the value as JSON (``0.4``, ``true``, ``[1, 2]``), else as the string given."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigurationError(f"--set {text!r}: expected KEY=VALUE (a config id of the bundle's configs/inference.json)")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def _settings(args: argparse.Namespace, declared: BundleDeclaration) -> dict[str, Any]:
     ids = json.loads((declared.folder / "configs" / "inference.json").read_text(encoding="utf-8"))
     settings = {}
@@ -53,6 +65,13 @@ def _settings(args: argparse.Namespace, declared: BundleDeclaration) -> dict[str
             if key not in ids:
                 raise ConfigurationError(f"--{flag.replace('_', '-')}: the {declared.name} bundle has no such setting")
             settings[key] = True
+    for text in args.set or []:
+        key, value = _set_value(text)
+        if key.split("#")[0] not in ids:
+            close = difflib.get_close_matches(key, list(ids), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigurationError(f"--set {key}: not a setting of the {declared.name} bundle (its configs/inference.json){hint}")
+        settings[key] = value
     return settings
 
 

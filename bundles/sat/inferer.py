@@ -22,6 +22,7 @@ from bundles.io.grid import ImageGrid
 from bundles.precision import autocast, channels_last, prepare_for_inference, resolve_device
 from bundles.progress import show_progress
 from bundles.sat.preprocessing import SATPreprocessing
+from bundles.sat.tiling import tiling_for
 
 __all__ = ["TextPromptedInferer"]
 
@@ -49,6 +50,8 @@ class TextPromptedInferer:
             image's minimum: below -500 HU in CT, below the 0.5th percentile otherwise, so nothing SAT
             distinguishes); its probabilities are 0. The official code runs every window.
         progress: show a progress bar over windows.
+        tiling: ``standard`` (the official windows, default) or ``fit`` (fewer, larger windows without
+            overlap; opt-in, masks differ: :mod:`bundles.sat.tiling`).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class TextPromptedInferer:
         keep_largest_component: bool = False,
         skip_air_windows: bool = True,
         progress: bool = True,
+        tiling: str = "standard",
     ):
         self.device = resolve_device(device)
         self.network = prepare_for_inference(network, self.device, bfloat16_weights=bfloat16_weights)
@@ -79,6 +83,8 @@ class TextPromptedInferer:
         self.amp = amp or bfloat16_weights
         self.skip_air_windows = skip_air_windows
         self.progress = progress
+        self.tiling = tiling
+        tiling_for(tiling, self.roi_size, self.roi_size, 1)  # an unknown kind fails here, not at the first image
         self.windows_run = self.windows_skipped = 0  # of the last image (what skipping saved)
 
     @torch.inference_mode()
@@ -105,12 +111,14 @@ class TextPromptedInferer:
                 out[body] = run(window[body])
             return out
 
+        divisor = getattr(self.network, "divisor", 1)
+        window, overlap = tiling_for(self.tiling, image.shape[1:], self.roi_size, divisor, self.overlap)
         probs = sliding_window_inference(
             image.as_tensor().unsqueeze(0),
-            roi_size=self.roi_size,
+            roi_size=window,
             sw_batch_size=self.sw_batch_size,
             predictor=predictor,
-            overlap=self.overlap,
+            overlap=overlap,
             mode="gaussian",
             sigma_scale=0.125,
             sw_device=self.device,
