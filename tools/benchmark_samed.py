@@ -1,6 +1,6 @@
-"""CPU benchmark of SAMed (ViT-B at 512) on a volume and of SAM-UNet (ResNet-34, 256) per slice.
+"""Benchmark of SAMed (ViT-B at 512) on a volume and of SAM-UNet (ResNet-34, 256) per slice (CPU by default).
 
-    python -m tools.benchmark_samed run [--slices 100] [--official_slices 6] [--output benchmark_samed.json]
+    python -m tools.benchmark_samed run [--slices 100] [--official_slices 6] [--device cpu] [--output benchmark_samed.json]
 
 Full-size networks with random weights (speed does not depend on the values) on a synthetic CT volume of
 ``slices`` axial 512 x 512 slices (a body-shaped phantom with air above and below it: the first and last
@@ -16,16 +16,18 @@ fifth of the slices hold only air). Each measurement runs in a fresh subprocess,
   slices; float32, bfloat16 autocast, and bf16 skipping the air-only slices, ``skip_outside_body``);
 - ``sam_unet_slice``: SAM-UNet ``res34`` per slice (encoder + one box), batch 8, float32.
 
+With ``--device cuda`` the ``_bf16`` modes autocast to float16 (the bundle's CUDA default), timings
+synchronize the GPU and each row also holds the peak CUDA memory (``gpu_peak_gb``); the official loop's
+zooms stay on the CPU (scipy), as in SAMed's code.
+
 Prints a Markdown table and writes the rows as JSON.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import fire
@@ -33,6 +35,8 @@ import numpy as np
 import torch
 
 from bundles.io.atomic import atomic_write_json
+from bundles.precision import resolve_device
+from tools.benchmark_clock import Timer, peak_memory
 
 MODES = ("samed_official_loop", "samed_bundle", "samed_bundle_bf16", "samed_bundle_bf16_skip", "sam_unet_slice")
 
@@ -52,26 +56,25 @@ def _volume(slices: int) -> tuple[np.ndarray, np.ndarray]:
     return volume, affine
 
 
-def _measure(mode: str, slices: int, official_slices: int) -> dict:
+def _measure(mode: str, slices: int, official_slices: int, device: torch.device, overrides: dict) -> dict:
     torch.manual_seed(0)
-    start_all = time.perf_counter()
-    if mode == "sam_unet_slice":
-        from bundles.networks.sam_unet import SAMUNet
+    with Timer() as setup:
+        if mode == "sam_unet_slice":
+            from bundles.networks.sam_unet import SAMUNet
 
-        net = SAMUNet.res34().eval()
-        x = torch.randn(8, 3, 256, 256)
-        boxes = torch.tensor([[40.0, 50.0, 180.0, 200.0]] * 8)
-        with torch.inference_mode():
-            net(x[:1], boxes=boxes[:1])  # warm-up
-            start = time.perf_counter()
-            net(x, boxes=boxes)
-            seconds = time.perf_counter() - start
-        return {"mode": mode, "per_slice_s": seconds / 8, "slices": 8}
+            net = SAMUNet.res34().eval().to(device)
+            x = torch.randn(8, 3, 256, 256, device=device)
+            boxes = torch.tensor([[40.0, 50.0, 180.0, 200.0]] * 8, device=device)
+            with torch.inference_mode():
+                net(x[:1], boxes=boxes[:1])  # warm-up
+                with Timer(device) as timer:
+                    net(x, boxes=boxes)
+            return {"mode": mode, "per_slice_s": timer.seconds / 8, "slices": 8}
 
-    from bundles.networks.samed import SAMed
+        from bundles.networks.samed import SAMed
 
-    net = SAMed.vit_b().eval()
-    volume, affine = _volume(slices)
+        net = SAMed.build("vit_b", **overrides).eval()
+        volume, affine = _volume(slices)
     if mode == "samed_official_loop":
         from functools import partial
 
@@ -85,15 +88,15 @@ def _measure(mode: str, slices: int, official_slices: int) -> dict:
             img_size=512, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4, out_chans=256, qkv_bias=True,
             norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=14, global_attn_indexes=(2, 5, 8, 11),
         ).eval()
+        net.to(device)
 
         scaled = scale_ct(torch.from_numpy(volume)).numpy()
-        start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), Timer(device) as timer:
             for s in range(official_slices):
                 x = zoom(zoom(scaled[..., s], 224 / 512, order=3), 512 / 224, order=3)
-                inp = torch.from_numpy(x).float()[None, None].repeat(1, 3, 1, 1)
-                torch.softmax(net(inp), dim=1).argmax(dim=1)
-        per_slice = (time.perf_counter() - start) / official_slices
+                inp = torch.from_numpy(x).float()[None, None].repeat(1, 3, 1, 1).to(device)
+                torch.softmax(net(inp), dim=1).argmax(dim=1).cpu()
+        per_slice = timer.seconds / official_slices
         return {"mode": mode, "per_slice_s": per_slice, "volume_s": per_slice * slices, "slices": official_slices,
                 "note": f"timed on {official_slices} slices, scaled to {slices}"}
 
@@ -102,25 +105,36 @@ def _measure(mode: str, slices: int, official_slices: int) -> dict:
     from bundles.io.grid import ImageGrid
     from bundles.samed.predictor import SlicePredictor
 
-    predictor = SlicePredictor(net, ["organ"] * 8, device="cpu", amp=mode != "samed_bundle", batch_size=8,
+    predictor = SlicePredictor(net, ["organ"] * net.num_classes, device=device, amp=mode != "samed_bundle", batch_size=8,
                                skip_outside_body=mode.endswith("_skip"), progress=False)
     image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
     grid = ImageGrid(volume.shape, affine, "synthetic")
-    start = time.perf_counter()
-    predictor(image, grid, None, None)
-    seconds = time.perf_counter() - start
-    return {"mode": mode, "per_slice_s": seconds / slices, "volume_s": seconds, "slices": slices,
-            "setup_s": round(start - start_all, 1)}
+    with Timer(device) as timer:
+        predictor(image, grid, None, None)
+    return {"mode": mode, "per_slice_s": timer.seconds / slices, "volume_s": timer.seconds, "slices": slices,
+            "setup_s": round(setup.seconds, 1)}
 
 
-def one(mode: str, slices: int = 100, official_slices: int = 6) -> None:
-    """Run one measurement in this process and print it as JSON (what ``run`` calls per mode)."""
-    row = _measure(mode, slices, official_slices)
-    row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+def one(mode: str, slices: int = 100, official_slices: int = 6, device: str = "cpu", overrides: dict | str | None = None) -> None:
+    """Run one measurement in this process and print it as JSON (what ``run`` calls per mode).
+
+    Args:
+        mode: one of :data:`MODES` (see the module doc).
+        slices: axial slices of the synthetic volume (512 x 512 each).
+        official_slices: slices the official loop is timed on.
+        device: "cpu", "cuda[:N]" or "auto".
+        overrides: SAMed network sizes replacing ``vit_b``'s, as a dict or JSON (``SAMed.build`` keyword
+            arguments; the tests use tiny ones). Not for ``sam_unet_slice`` or the official loop's encoder.
+    """
+    target = resolve_device(device)
+    extra = json.loads(overrides) if isinstance(overrides, str) else dict(overrides or {})
+    row = {**_measure(mode, slices, official_slices, target, extra), "device": str(target)}
+    row.update(peak_memory(target))
     print(json.dumps(row))
 
 
-def run(slices: int = 100, official_slices: int = 6, modes: tuple[str, ...] = MODES, output: str = "benchmark_samed.json") -> list[dict]:
+def run(slices: int = 100, official_slices: int = 6, modes: tuple[str, ...] = MODES, output: str = "benchmark_samed.json",
+        device: str = "cpu") -> list[dict]:
     """Every mode in its own subprocess; prints a Markdown table and writes the rows to ``output``.
 
     Args:
@@ -128,11 +142,13 @@ def run(slices: int = 100, official_slices: int = 6, modes: tuple[str, ...] = MO
         official_slices: slices the official one-at-a-time loop is timed on (then scaled to ``slices``).
         modes: which measurements (see the module doc).
         output: JSON file for the rows.
+        device: "cpu" (default), "cuda[:N]" or "auto".
     """
     rows = []
     for mode in modes:
         done = subprocess.run([sys.executable, "-m", "tools.benchmark_samed", "one", mode, f"--slices={slices}",
-                               f"--official_slices={official_slices}"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+                               f"--official_slices={official_slices}", f"--device={device}"],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
         if done.returncode != 0:
             raise SystemExit(f"error: benchmark mode {mode} failed: {done.stderr.strip().splitlines()[-1]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))

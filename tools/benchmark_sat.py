@@ -1,6 +1,6 @@
-"""CPU benchmark of one SAT forward pass: seconds and peak memory, plain float32 vs our fast path.
+"""Benchmark of one SAT forward pass: seconds and peak memory, plain float32 vs our fast path (CPU by default).
 
-    python -m tools.benchmark_sat run [--queries 10] [--size 288,288,96] [--output benchmark_sat.json]
+    python -m tools.benchmark_sat run [--queries 10] [--size 288,288,96] [--device cpu] [--output benchmark_sat.json]
 
 Measurements (random weights; each in a fresh subprocess, so peak RSS is per measurement):
   nano / float32: channels-first float32 under ``torch.no_grad`` (the official recipe on a CPU);
@@ -10,6 +10,8 @@ Measurements (random weights; each in a fresh subprocess, so peak RSS is per mea
                   inferer (preprocessing, sliding windows, resampling back onto the input grid), fast path;
                   its row also splits the seconds into the inferer's stages (preprocess, network, resample).
 Peak RSS is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the child (includes building the network).
+With ``--device cuda`` the fast path autocasts to float16 instead of bfloat16, timings synchronize the GPU
+and each row also holds the peak CUDA memory (``gpu_peak_gb``, see ``tools/benchmark_clock.py``).
 Prints a Markdown table and writes the rows as JSON.
 """
 
@@ -17,10 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import resource
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,104 +30,116 @@ import torch
 from bundles.engines.stage_times import recording
 from bundles.io.atomic import atomic_write_json
 from bundles.networks.sat.sat import SAT
-from bundles.precision import autocast, channels_last, prepare_for_inference
+from bundles.precision import autocast, channels_last, prepare_for_inference, resolve_device
+from tools.benchmark_clock import Timer, peak_memory
 
 #: (variant, mode) pairs measured by ``run``.
 DEFAULT_CASES = (("nano", "float32"), ("nano", "fast"), ("pro", "fast"), ("nano", "end_to_end"))
 
 
-def _parse_size(size: str | Sequence[int]) -> tuple[int, int, int]:
+def _parse_size(size: str | Sequence[int], option: str = "--size") -> tuple[int, int, int]:
     values = [int(v) for v in (size.split(",") if isinstance(size, str) else size)]
     if len(values) != 3:
-        raise ValueError(f"--size needs three integers, got {size!r}")
+        raise ValueError(f"{option} needs three integers, got {size!r}")
     return values[0], values[1], values[2]
 
 
-def measure(variant: str = "nano", mode: str = "fast", queries: int = 10, size: str = "288,288,96", seed: int = 0) -> None:
+def measure(variant: str = "nano", mode: str = "fast", queries: int = 10, size: str = "288,288,96", seed: int = 0,
+            device: str = "cpu", image: str = "512,512,200", overrides: dict | str | None = None) -> None:
     """One measurement in this process; prints a JSON row on the last stdout line.
 
     Args:
         variant: "nano" or "pro".
-        mode: "float32" (plain) or "fast" (channels_last_3d + bf16 autocast + inference_mode; Pro also with
-            bf16 weights).
+        mode: "float32" (plain), "fast" (channels_last_3d + autocast, bfloat16 on the CPU and float16 on
+            CUDA, + inference_mode; Pro also with bf16 weights) or "end_to_end" (a whole synthetic CT
+            through the bundle's inferer, fast path).
         queries: number of query embeddings Q.
         size: window "X,Y,Z" (each divisible by 32).
         seed: random seed for weights and inputs.
+        device: "cpu", "cuda[:N]" or "auto".
+        image: "X,Y,Z" of the synthetic CT (0.8 x 0.8 x 1.5 mm) of the end_to_end mode.
+        overrides: network sizes replacing the variant's, as a dict or JSON (``SAT.build`` keyword
+            arguments; the tests use tiny ones). Default: the variant's own.
     """
     torch.manual_seed(seed)
     roi = _parse_size(size)
-    network = SAT.build(variant, roi).eval()
+    target = resolve_device(device)
+    extra = json.loads(overrides) if isinstance(overrides, str) else dict(overrides or {})
+    network = SAT.build(variant, roi, **extra).eval()
     if mode == "end_to_end":
-        print(json.dumps(_end_to_end(network, roi, queries, variant)))
+        print(json.dumps(_end_to_end(network, roi, queries, variant, target, _parse_size(image, "--image"))))
         return
-    image = torch.randn(1, 1, *roi)
-    prompts = torch.randn(1, queries, network.query_dim)
+    image_tensor = torch.randn(1, 1, *roi)
+    prompts = torch.randn(1, queries, network.query_dim, device=target)
     if mode == "fast":
-        prepare_for_inference(network, torch.device("cpu"), bfloat16_weights=variant == "pro")
-        image = channels_last(image)
+        prepare_for_inference(network, target, bfloat16_weights=variant == "pro")
+        image_tensor = channels_last(image_tensor.to(target))
         context = contextlib.ExitStack()
         context.enter_context(torch.inference_mode())
-        context.enter_context(autocast(torch.device("cpu"), True))
+        context.enter_context(autocast(target, True))
     elif mode == "float32":
+        network.to(target)
+        image_tensor = image_tensor.to(target)
         context = torch.no_grad()
     else:
-        raise ValueError(f"unknown mode {mode!r}; use 'float32' or 'fast'")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    with context:
-        logits = network(image, prompts)
-    seconds = time.perf_counter() - start
+        raise ValueError(f"unknown mode {mode!r}; use 'float32', 'fast' or 'end_to_end'")
+    rss_before = peak_memory(target)["peak_rss_gb"]
+    with context, Timer(target) as timer:
+        logits = network(image_tensor, prompts)
     row = {
         "variant": variant,
         "mode": mode,
+        "device": str(target),
         "window": list(roi),
         "queries": queries,
-        "seconds": round(seconds, 2),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "rss_before_forward_gb": round(rss_before / 2**20, 2),
+        "seconds": round(timer.seconds, 2),
+        **peak_memory(target),
+        "rss_before_forward_gb": rss_before,
         "logits": [list(logits.shape), str(logits.dtype)],
         "threads": torch.get_num_threads(),
     }
     print(json.dumps(row))
 
 
-def _end_to_end(network: SAT, roi: tuple[int, int, int], queries: int, variant: str) -> dict:
-    """Whole-image inference of a synthetic 512x512x200 CT with ``queries`` prompts (fast path)."""
+def _end_to_end(network: SAT, roi: tuple[int, int, int], queries: int, variant: str, device: torch.device,
+                shape: tuple[int, int, int]) -> dict:
+    """Whole-image inference of a synthetic CT of ``shape`` (0.8 x 0.8 x 1.5 mm) with ``queries`` prompts (fast path)."""
     from monai.data import MetaTensor
 
     from bundles.data.phantom import make_ct_phantom
     from bundles.io.grid import ImageGrid
     from bundles.sat.inferer import TextPromptedInferer
 
-    phantom = make_ct_phantom(0, shape=(512, 512, 200), spacing=(0.8, 0.8, 1.5))
+    phantom = make_ct_phantom(0, shape=shape, spacing=(0.8, 0.8, 1.5))
     image = MetaTensor(torch.from_numpy(phantom.image.astype("float32"))[None], affine=torch.from_numpy(phantom.affine))
-    grid = ImageGrid(phantom.image.shape, phantom.affine, source="synthetic 512x512x200 CT")
-    inferer = TextPromptedInferer(network, roi, device="cpu", amp=True, bfloat16_weights=variant == "pro", progress=False)
-    start = time.perf_counter()
-    with recording() as stages:
+    grid = ImageGrid(phantom.image.shape, phantom.affine, source=f"synthetic {'x'.join(map(str, shape))} CT")
+    inferer = TextPromptedInferer(network, roi, device=device, amp=True, bfloat16_weights=variant == "pro", progress=False)
+    with recording() as stages, Timer(device) as timer:
         masks = inferer(image, grid, torch.randn(queries, network.query_dim), "ct")
-    seconds = time.perf_counter() - start
     return {
-        "variant": variant, "mode": "end_to_end", "window": list(roi), "queries": queries, "image": list(grid.shape),
-        "seconds": round(seconds, 2), "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "variant": variant, "mode": "end_to_end", "device": str(device), "window": list(roi), "queries": queries,
+        "image": list(grid.shape), "seconds": round(timer.seconds, 2), **peak_memory(device),
         "masks": list(masks.shape), "threads": torch.get_num_threads(), "stages_s": {k: round(v, 2) for k, v in stages.items()},
     }
 
 
-def run(queries: int = 10, size: str = "288,288,96", output: str = "benchmark_sat.json", cases: str = "") -> list[dict]:
+def run(queries: int = 10, size: str = "288,288,96", output: str = "benchmark_sat.json", cases: str = "",
+        device: str = "cpu") -> list[dict]:
     """Run every measurement in a fresh subprocess, print a Markdown table, write the rows to ``output``.
 
     Args:
         queries: number of query embeddings Q per forward.
         size: window "X,Y,Z" (each divisible by 32); the bundles use 288,288,96.
         output: JSON file for the rows (written atomically).
-        cases: optional "variant:mode,..." subset, e.g. "nano:fast"; default: nano:float32, nano:fast, pro:fast.
+        cases: optional "variant:mode,..." subset, e.g. "nano:fast"; default: nano:float32, nano:fast,
+            pro:fast, nano:end_to_end.
+        device: "cpu" (default), "cuda[:N]" or "auto".
     """
     chosen = [tuple(c.split(":")) for c in cases.split(",")] if cases else list(DEFAULT_CASES)
     rows = []
     for variant, mode in chosen:
         cmd = [sys.executable, "-m", "tools.benchmark_sat", "measure", f"--variant={variant}", f"--mode={mode}",
-               f"--queries={queries}", f"--size={size}"]
+               f"--queries={queries}", f"--size={size}", f"--device={device}"]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
         if done.returncode != 0:
             rows.append({"variant": variant, "mode": mode, "error": done.stderr.strip().splitlines()[-1:]})
