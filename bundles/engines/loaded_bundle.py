@@ -44,7 +44,7 @@ class LoadedBundle:
         self.bundle = bundle
         self.model_dir = None if model_dir is None else Path(model_dir)
         self.device = device
-        self.parser = parse_inference(bundle, self.model_dir, device=device, progress=False, **dict(settings or {}))
+        self.parser = parse_inference(bundle, self.model_dir, device=device, **{"progress": False, **dict(settings or {})})
         self._checked = False
         self._lock = threading.Lock()  # components are built once, whichever caller comes first
         self.model_lock = threading.Lock()  # one prediction at a time in the model (CPU threads or one GPU)
