@@ -4,8 +4,7 @@ For each case of an ``input_dict`` or cohort folder (:mod:`bundles.io.cases`): r
 (in a reader process ahead of the model, :mod:`bundles.engines.case_reads`), hand it with the case's
 prompts (already validated by the family's prompt check, before any model was loaded) to the family's
 predictor, write the multi-label NIfTI, one file per mask, the legend (and DICOM-SEG for DICOM input) under
-``<output_dir>/<case id>/`` (in a writer thread, while the next case is predicted: reading, predicting and
-writing overlap). Cases that carry a reference ``mask`` are scored (Dice, NSD, HD95) and a report
+``<output_dir>/<case id>/``. Cases that carry a reference ``mask`` are scored (Dice, NSD, HD95) and a report
 is written to ``output_dir``. A case that fails is reported in one line and in ``failures.csv``; the other
 cases still run, and the job raises :class:`CaseFailures` at the end. A case whose outputs exist is skipped
 with ``skip_existing``; ``timings.csv`` and a printed summary say what each case cost. Under torchrun, or
@@ -23,7 +22,6 @@ import csv
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
@@ -104,24 +102,6 @@ def prepare_cases(
             check_exists(case.mask)
         prepared.append((case, prompt_check(case)))
     return prepared
-
-
-@dataclass(frozen=True)
-class _Predicted:
-    """A case through the predictor, its files not written yet: masks ``(K, *grid.shape)``, their names."""
-
-    record: CaseRecord
-    read: CaseRead
-    masks: np.ndarray
-    names: list[str]
-
-
-@dataclass(frozen=True)
-class _Writing:
-    """A predicted case whose files the writer thread is writing (``future`` gives the seconds it took)."""
-
-    predicted: _Predicted
-    future: Future[float]
 
 
 class CaseFailures(BundleError):
@@ -225,23 +205,9 @@ class SegmentationJob:
         records: list[CaseRecord] = []
         desc = "cases" if share.world == 1 else f"rank {share.rank}"
         bar = tqdm(total=len(mine), desc=desc, unit="case", position=share.rank, disable=not show_progress(self.progress))
-        pending: _Writing | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="case-writer") as writer:
-            for read in read_ahead(mine, workers=self.read_workers, allow_2d=self.allow_2d,
-                                   is_done=_OutputsExist(self.output_dir, self.skip_existing)):
-                outcome = self._predict(read, share.rank)
-                if pending is not None:  # the previous case's files were written while this one was predicted
-                    records.append(self._finish(pending, rows))
-                    bar.update()
-                    pending = None
-                if isinstance(outcome, CaseRecord):
-                    records.append(outcome)
-                    bar.update()
-                else:
-                    pending = _Writing(outcome, writer.submit(self._timed_write, outcome))
-            if pending is not None:
-                records.append(self._finish(pending, rows))
-                bar.update()
+        for read in read_ahead(mine, workers=self.read_workers, allow_2d=self.allow_2d, is_done=_OutputsExist(self.output_dir, self.skip_existing)):
+            records.append(self._process(read, share.rank, rows))
+            bar.update()
         bar.close()
         records, rows = share.gather(records), share.gather(rows)
         self._report_columns = dict.fromkeys(share.gather(list(self._report_columns)))
@@ -254,9 +220,8 @@ class SegmentationJob:
                                written=sum(r.status == "done" for r in records))
         return rows
 
-    def _predict(self, read: CaseRead, rank: int) -> CaseRecord | _Predicted:
-        """One case read by :func:`read_ahead` through the predictor: its masks, or its final record when it
-        was skipped or failed (failures caught)."""
+    def _process(self, read: CaseRead, rank: int, rows: list[dict[str, Any]]) -> CaseRecord:
+        """Segment, write and score one case read by :func:`read_ahead`; its record (failures caught)."""
         case = read.case
         record = CaseRecord(read.index, case.id, str(case.image), "done", rank, read.seconds)
         if read.skipped:
@@ -269,36 +234,19 @@ class SegmentationJob:
             started = time.perf_counter()
             with recording() as stages:
                 masks, names = self.predictor(read.image, read.grid, case, read.prompts)
-        except Exception as e:  # noqa: BLE001 - one bad case must not stop the others; reported at the end
-            return self._failed(record, e)
-        return _Predicted(replace(record, model_s=time.perf_counter() - started, stages=dict(stages)), read, masks, names)
-
-    def _timed_write(self, predicted: _Predicted) -> float:
-        """Write ``predicted``'s files (in the writer thread, while the next case is predicted); the seconds it took."""
-        started = time.perf_counter()
-        self._write(predicted.read.case, predicted.masks, predicted.names, predicted.read.grid)
-        return time.perf_counter() - started
-
-    def _finish(self, writing: _Writing, rows: list[dict[str, Any]]) -> CaseRecord:
-        """Wait for a case's files, score it against its reference (when it has one); its record."""
-        predicted = writing.predicted
-        case, record = predicted.read.case, predicted.record
-        try:
-            record = replace(record, write_s=writing.future.result())
+            model_s, started = time.perf_counter() - started, time.perf_counter()
+            self._write(case, masks, names, read.grid)
+            record = replace(record, model_s=model_s, write_s=time.perf_counter() - started, stages=dict(stages))
             if case.mask is not None:
-                rows.extend(self._score(case, predicted.read.prompts, predicted.names, predicted.masks, predicted.read.grid))
-        except Exception as e:  # noqa: BLE001 - as in _predict
-            return self._failed(record, e)
-        voxels = {t: int(m.sum()) for t, m in zip(predicted.names, predicted.masks)}
+                rows.extend(self._score(case, read.prompts, names, masks, read.grid))
+        except Exception as e:  # noqa: BLE001 - one bad case must not stop the others; reported at the end
+            reason = one_line_reason(e)
+            logger.error("%s failed: %s", case.id, reason)
+            return replace(record, status="failed", reason=reason)
+        voxels = {t: int(m.sum()) for t, m in zip(names, masks)}
         logger.info("%s: %.1f s (read %.1f, model %.1f, write %.1f), voxels per mask %s", case.id, record.total_s,
                     record.read_s, record.model_s, record.write_s, voxels)
         return record
-
-    @staticmethod
-    def _failed(record: CaseRecord, error: Exception) -> CaseRecord:
-        reason = one_line_reason(error)
-        logger.error("%s failed: %s", record.case, reason)
-        return replace(record, status="failed", reason=reason)
 
     def _write(self, case: Case, masks: np.ndarray, names: list[str], grid: ImageGrid) -> None:
         files = write_segmentation(
