@@ -144,3 +144,9 @@ def test_any_setting_of_the_bundle_through_set(setup, tmp_path):
                  "--device", "cpu", "--prompts", "liver", "--set", "tiling=fit", "--set", "threshold=2"]) == 0
     (written,) = list(out.glob("*/seg.nii.gz"))
     assert not np.asarray(nib.load(written).dataobj).any(), "threshold 2 (a JSON number) reached the inferer: nothing is above it"
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    result = subprocess.run(f"{sys.executable} -m bundles.console.main bundles | head -1", shell=True, capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.stdout.strip() in BUNDLES and result.stderr == ""

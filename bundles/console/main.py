@@ -14,6 +14,7 @@ Nothing here names a bundle or a family: the bundles are the folders found by
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 from collections.abc import Sequence
@@ -155,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_excepthook(getattr(args, "output", None))
     try:
         args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+    except BrokenPipeError:  # the reader stopped early (`medseg bundles | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except BundleError as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
