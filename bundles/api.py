@@ -16,6 +16,7 @@ indices or, with ``points_space="world"``, RAS millimetres; SAM-UNet ``objects``
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -30,6 +31,30 @@ if TYPE_CHECKING:
     from bundles.interactive.session import ClickSession
 
 __all__ = ["segment", "open_session"]
+
+
+#: Case fields every bundle takes, and those of each declared prompt kind (``bundle_declarations.PROMPT_KINDS``).
+COMMON_FIELDS = frozenset({"id", "frame", "series_uid", "modality", "mask", "legend", "dataset"})
+KIND_FIELDS = {"text": {"prompts"}, "clicks": {"points", "point_labels", "name", "objects", "points_space"},
+               "boxes": {"objects", "box", "name", "points_space", "boxes_from_mask"}}
+
+
+def _check_prompt_fields(bundle: str, prompts: Mapping[str, Any]) -> None:
+    """Refuse a keyword that is no case field of ``bundle`` (a typo such as ``prompt=`` would otherwise be
+    ignored and the run would say "no prompts given").
+
+    Raises:
+        ConfigurationError: naming the keyword and the fields the bundle takes.
+    """
+    from bundles.bundle_declarations import declaration
+
+    allowed = set(COMMON_FIELDS).union(*(KIND_FIELDS[k] for k in declaration(bundle).prompt_kinds))
+    unknown = sorted(set(prompts) - allowed)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigurationError(f"{bundle}: {', '.join(unknown)} is no case field of this bundle (it takes "
+                                 f"{', '.join(sorted(allowed))}; settings go in settings={{...}}){hint}")
 
 
 def segment(bundle: str, image: str | PathLike | Sequence[str | PathLike], output_dir: str | PathLike | None = None, *,
@@ -58,6 +83,7 @@ def segment(bundle: str, image: str | PathLike | Sequence[str | PathLike], outpu
     Raises:
         BundleError: bad input, prompts, weights or settings, named, before any model work where possible.
     """
+    _check_prompt_fields(bundle, prompts)
     if output_dir is not None:
         from bundles.bundle_configs import run_inference
 

@@ -103,7 +103,7 @@ def test_dicom_seg_on_nifti_input_is_refused_before_inference(tiny_sat_model, tm
                      "--dicom-seg")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert "--dicom_seg True needs a DICOM series" in last and str(image) in last
+    assert "--dicom-seg needs a DICOM series" in last and str(image) in last  # the flag of the command run
     assert not (tmp_path / "out" / "a").exists()
 
 

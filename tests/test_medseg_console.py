@@ -88,6 +88,7 @@ def _medseg_quick(tmp_path, *args: str) -> tuple[list[str], str]:
     (["--bundle", "sam_med3d", "--clicks", "1,2,3", "--model", "no/such/folder"], "no/such/folder: no such model folder (--model)"),
     (["--bundle", "sam_med3d", "--clicks", "1,2,3", "--model", "."], "point --model to the folder"),
     (["--bundle", "nope"], "unknown bundle 'nope'"),
+    (["--bundle", "samed_lora", "--dicom-seg"], "--dicom-seg needs a DICOM series folder"),
     (["--bundle", "sat_nano", "--prompts", "liver", "--set", "tilng=fit"], "--set tilng: not a setting of the sat_nano bundle"),
     (["--bundle", "sat_nano", "--prompts", "liver", "--set", "tiling"], "--set 'tiling': expected KEY=VALUE"),
 ])

@@ -62,3 +62,10 @@ def test_prompts_are_checked_before_the_weights(setup, tmp_path):
         bundles.segment("sat_nano", setup["image"], model_dir=tmp_path, prompts=["livr"], modality="ct")
     with pytest.raises(CheckpointError, match="model.pt"):
         bundles.segment("sat_nano", setup["image"], model_dir=tmp_path, prompts=["liver"], modality="ct")
+
+
+def test_a_keyword_that_is_no_case_field_is_refused_with_the_closest(setup):
+    with pytest.raises(ConfigurationError, match="prompt is no case field of this bundle .*did you mean prompts"):
+        bundles.segment("sat_nano", setup["image"], model_dir=setup["models"]["sat_nano"], prompt=["liver"], modality="ct")
+    with pytest.raises(ConfigurationError, match="boxes is no case field"):
+        bundles.segment("sam_med3d", setup["image"], model_dir=setup["models"]["sam_med3d"], boxes=[[1, 2, 3, 4, 5, 6]])

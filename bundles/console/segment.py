@@ -101,6 +101,9 @@ def check_command(args: argparse.Namespace) -> tuple[BundleDeclaration, dict[str
     input_dict = {"image": images if len(images) > 1 else images[0], **fields}
     for case in parse_cases(input_dict):
         check_image_path(case.image)
+        if args.dicom_seg and not case.image.is_dir():
+            raise BundleInputError(case.image, "--dicom-seg needs a DICOM series folder as input (a DICOM-SEG references the "
+                                   "source slices); this is a file: drop --dicom-seg (NIfTI outputs are always written)")
     check_output_dir(args.output)
     _check_model(declared, args.model)
     return declared, input_dict, settings
