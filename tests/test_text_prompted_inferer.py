@@ -25,6 +25,15 @@ class BrightVoxels(torch.nn.Module):
         return (self.scale * (image - 1.0)).expand(-1, queries.shape[1], -1, -1, -1)
 
 
+def _body_in_air(shape: tuple[int, int, int], body: tuple[slice, ...], bright: tuple[slice, ...]) -> tuple[MetaTensor, ImageGrid]:
+    """A CT of air (-1000 HU) holding a soft-tissue ``body`` box (40 HU) with a ``bright`` box (900 HU), 1 x 1 x 2 mm."""
+    volume = np.full(shape, -1000.0, dtype=np.float32)
+    volume[body] = 40.0
+    volume[bright] = 900.0
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    return MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine)), ImageGrid(shape, affine, source="body in air")
+
+
 def _rotation_z(degrees: float) -> np.ndarray:
     a = np.deg2rad(degrees)
     return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
@@ -96,13 +105,7 @@ def test_keep_largest_component_drops_the_smaller_blob():
 def test_windows_of_air_only_are_skipped_and_the_masks_stay_the_same():
     """A small body in a large field of air (no foreground crop): windows holding only air (< -500 HU) are
     not run, and the masks equal those of running every window."""
-    shape = (96, 96, 40)
-    volume = np.full(shape, -1000.0, dtype=np.float32)
-    volume[4:30, 6:34, 2:18] = 40.0
-    volume[10:20, 12:24, 6:12] = 900.0
-    affine = np.diag([1.0, 1.0, 2.0, 1.0])
-    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
-    grid = ImageGrid(shape, affine, source="body in air")
+    image, grid = _body_in_air((96, 96, 40), (slice(4, 30), slice(6, 34), slice(2, 18)), (slice(10, 20), slice(12, 24), slice(6, 12)))
     kwargs = dict(roi_size=(32, 32, 32), spacing=(1.0, 1.0, 2.0), crop_foreground=False, device="cpu", amp=False, progress=False)
     every, skipping = (TextPromptedInferer(BrightVoxels(), skip_air_windows=flag, **kwargs) for flag in (False, True))
     all_windows = every(image, grid, torch.zeros(2, 768), "ct")
@@ -151,13 +154,7 @@ def test_fit_tiling_covers_the_crop_with_fewer_larger_windows_divisible_by_the_u
 
 
 def test_fit_tiling_runs_fewer_windows_and_a_voxelwise_network_gives_the_same_masks():
-    shape = (70, 60, 40)
-    volume = np.full(shape, -1000.0, dtype=np.float32)
-    volume[4:66, 6:54, 2:38] = 40.0
-    volume[20:40, 12:30, 10:30] = 900.0
-    affine = np.diag([1.0, 1.0, 2.0, 1.0])
-    image = MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
-    grid = ImageGrid(shape, affine, source="body in air")
+    image, grid = _body_in_air((70, 60, 40), (slice(4, 66), slice(6, 54), slice(2, 38)), (slice(20, 40), slice(12, 30), slice(10, 30)))
     kwargs = dict(roi_size=(32, 32, 32), spacing=(1.0, 1.0, 2.0), crop_foreground=True, device="cpu", amp=False, progress=False)
     standard, fit = (TextPromptedInferer(BrightVoxels(), tiling=kind, **kwargs) for kind in ("standard", "fit"))
     masks = standard(image, grid, torch.zeros(2, 768), "ct"), fit(image, grid, torch.zeros(2, 768), "ct")
